@@ -1,0 +1,29 @@
+"""pykernels: compiled kernels for PyTorch as drop-in ops.
+
+Every op is a registered ``torch.library`` custom op (``torch.ops.pykernels.<op>``) with a pure-torch
+reference and CPU C++, Triton and CUDA backends; ``kernels.info()`` prints which ones this machine
+has and which each op uses by default.
+"""
+
+from kernels import nvtx, profiling
+from kernels.backend import (
+    BackendUnavailableError,
+    available_backends,
+    default_backend,
+    use_backend,
+)
+from kernels.info import info
+from kernels.ops import newton_schulz
+
+__all__ = [
+    "BackendUnavailableError",
+    "available_backends",
+    "default_backend",
+    "info",
+    "newton_schulz",
+    "nvtx",
+    "profiling",
+    "use_backend",
+]
+
+__version__ = "0.1.0"

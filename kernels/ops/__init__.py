@@ -1,0 +1,5 @@
+"""One module per op: checks, the ``pykernels::<op>`` custom op, its fake impl, its backends."""
+
+from kernels.ops.newton_schulz import newton_schulz
+
+__all__ = ["newton_schulz"]
