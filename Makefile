@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pykernels-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc -type f 2>/dev/null)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
-BENCH_TAG = $(shell $(PY) benchmarks/machine_tag.py)
+BENCH_TAG = $(eval BENCH_TAG := $$(shell $(PY) benchmarks/machine_tag.py))$(BENCH_TAG)
 BENCH_STORAGE = file://benchmarks/results/$(BENCH_TAG)
 BENCH_THRESHOLD ?= 10%
 
