@@ -29,26 +29,36 @@ def _demo(args: argparse.Namespace) -> int:
         "vit-tiny qkv (x12)": (12, 576, 192),
         "vit-tiny mlp fc1 (x12)": (12, 768, 192),
     }
-    small = {"small batch for the Triton interpreter": (2, 32, 48)}
-    print(f"\nNewton–Schulz (5 steps, quintic) on {device}: max |ours - reference| / max |reference|")
-    print(f"{'layers':36s} {'shape':>16s} {'backend':>9s} {'ms (median of 3)':>17s} {'rel. error':>11s}")
+    # The interpreter runs Triton in numpy: correct, far slower than any compiled backend.
+    small = {"small batch (Triton interpreter)": (2, 32, 48)}
+
+    def median_ms(fn, rounds: int) -> float:
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(1e3 * (time.perf_counter() - start))
+        return statistics.median(times)
+
+    print(f"\nNewton–Schulz (5 steps, quintic) on {device}; anchor = per-layer loop of plain torch NS5")
+    header = ("layers", "shape", "backend", "ms (median)", "vs anchor", "rel. error")
+    print("{:36s} {:>16s} {:>9s} {:>12s} {:>10s} {:>11s}".format(*header))
     for backend_name in kernels.available_backends("newton_schulz", device):
         interpreted = backend_name == "triton" and device.type == "cpu"
+        rounds = 1 if interpreted else 3
         for label, shape in (small if interpreted else groups).items():
             G = torch.randn(*shape, device=device, dtype=torch.float32)
             expected = reference(G)
-            times = []
+            anchor_ms = median_ms(lambda G=G: [reference(layer) for layer in G], rounds)
             with kernels.use_backend(backend_name):
-                for _ in range(1 if interpreted else 3):
-                    start = time.perf_counter()
-                    out = kernels.newton_schulz(G)
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    times.append(1e3 * (time.perf_counter() - start))
+                out = kernels.newton_schulz(G)
+                ms = median_ms(lambda G=G: kernels.newton_schulz(G), rounds)
             err = ((out - expected).abs().max() / expected.abs().max()).item()
             print(
                 f"{label:36s} {str(tuple(shape)):>16s} {backend_name:>9s} "
-                f"{statistics.median(times):17.2f} {err:11.2e}"
+                f"{ms:12.2f} {anchor_ms / ms:9.2f}x {err:11.2e}"
             )
     return 0
 
