@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
 
 import pytest
 import torch
@@ -123,3 +125,20 @@ def test_profiling_capture_runs_without_gpu():
     with kernels.profiling.capture("region"):
         y = kernels.newton_schulz(torch.randn(4, 5))
     assert y.shape == (4, 5)
+
+
+@pytest.mark.skipif(
+    shutil.which("nvcc") is None or os.environ.get("PYKERNELS_CUDA") == "OFF",
+    reason="no nvcc here: kernels._cuda is not built",
+)
+def test_cuda_extension_is_built_where_nvcc_is():
+    # nvcc is on this machine, so a missing kernels._cuda means the CMake CUDA path broke.
+    from kernels._ext import _cuda
+
+    assert _cuda, getattr(_cuda, "reason", "")
+    info = _cuda.info()
+    assert info["architectures"] and info["cuda_runtime_compiled"] > 0
+    # fp32 (B=2, 3x5): X + A + B regions, each 256-byte aligned, plus the norm partial sums
+    assert _cuda.newton_schulz_workspace_bytes(2, 3, 5, 0) >= 4 * (2 * 3 * 5 + 2 * 2 * 3 * 3)
+    with pytest.raises(ValueError, match="m"):
+        _cuda.newton_schulz_workspace_bytes(1, 6, 5, 0)
