@@ -22,6 +22,16 @@ from kernels.reference import newton_schulz as reference_ns
 MUON_LR, ADAMW_LR = 0.02, 1e-2
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The matrices here are tiny (<= 72 columns): with torch's 2 OpenMP threads, a busy 2-core machine
+    stalls every small op at the thread barrier (this file: 40-160 s measured, against 4-6 s on 1 thread)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ---- models and a training loop ---------------------------------------------------------------------
 
 
@@ -156,6 +166,7 @@ PER_PARAM_TOL = {torch.float64: 1e-12, torch.float32: 1e-6}
 def same_backend_as_reference(dtype):
     return kernels.use_backend("reference") if dtype == torch.float32 else contextlib.nullcontext()
 
+
 OPTIONS = [
     {},
     {"nesterov": False, "adjust_lr_fn": "match_rms_adamw", "weight_decay": 0.0},
@@ -171,9 +182,7 @@ def test_matches_per_parameter_implementation(make, dtype, options):
     twin = copy.deepcopy(model)
     data = batch_for(model, dtype)
     ours = Muon(muon_param_groups(model, adamw_lr=ADAMW_LR), lr=MUON_LR, **options)
-    ref = PerParamMuon(
-        muon_param_groups(twin, adamw_lr=ADAMW_LR), **{**REFERENCE_DEFAULTS, **options}
-    )
+    ref = PerParamMuon(muon_param_groups(twin, adamw_lr=ADAMW_LR), **{**REFERENCE_DEFAULTS, **options})
     start = copy.deepcopy(model)
     with same_backend_as_reference(dtype):
         losses = train(model, ours.step, data, 10)
@@ -416,6 +425,40 @@ def test_state_dict_round_trip():
         assert torch.equal(p, q)
     for p, q in zip(opt.state.values(), fresh.state.values(), strict=True):
         assert all(torch.equal(p[k], q[k]) for k in p)
+
+
+def test_loads_a_torch_muon_state_dict():
+    """Groups saved by torch.optim.Muon lack use_muon/betas/adamw_eps: they take the defaults."""
+    w = nn.Parameter(torch.randn(5, 7, dtype=torch.float64))
+    theirs = torch.optim.Muon([w])
+    w.grad = torch.randn(5, 7, dtype=torch.float64)
+    theirs.step()
+    v = nn.Parameter(w.detach().clone())
+    ours = Muon([v])
+    ours.load_state_dict(theirs.state_dict())
+    group = ours.param_groups[0]
+    assert group["use_muon"] is True and group["betas"] == (0.9, 0.95)
+    assert torch.equal(ours.state[v]["momentum_buffer"], theirs.state[w]["momentum_buffer"])
+    v.grad = torch.randn(5, 7, dtype=torch.float64)
+    ours.step()
+    assert not torch.equal(v, w)
+
+
+def test_channels_last_conv_weight_matches_contiguous():
+    conv = nn.Conv2d(4, 6, 3).double()
+    twin = copy.deepcopy(conv)
+    twin.weight.data = twin.weight.data.to(memory_format=torch.channels_last)
+    grads = [
+        (torch.randn(6, 4, 3, 3, dtype=torch.float64), torch.randn(6, dtype=torch.float64)) for _ in range(3)
+    ]
+    for module in (conv, twin):
+        opt = Muon(muon_param_groups(module, adamw_lr=ADAMW_LR), lr=MUON_LR)
+        for gw, gb in grads:
+            module.weight.grad = gw.to(memory_format=torch.channels_last) if module is twin else gw
+            module.bias.grad = gb
+            opt.step()
+    assert twin.weight.is_contiguous(memory_format=torch.channels_last)
+    assert max_diff(conv, twin) <= 1e-15
 
 
 # ---- arguments --------------------------------------------------------------------------------------
