@@ -37,6 +37,7 @@ py::dict build_info() {
 #else
   d["native"] = false;
 #endif
+  d["newton_schulz_isa"] = cpu::newton_schulz_isa();
 #if defined(__clang__)
   d["compiler"] = std::string("clang ") + __clang_version__;
 #elif defined(__GNUC__)

@@ -428,4 +428,12 @@ void newton_schulz(const void* x, void* out, int64_t batch, int64_t m, int64_t n
   throw std::invalid_argument(where + "unsupported dtype code " + std::to_string(static_cast<int>(dtype)));
 }
 
+const char* newton_schulz_isa() {
+  switch (isa()) {
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx2: return "avx2";
+    default: return "generic";
+  }
+}
+
 }  // namespace pykernels::cpu

@@ -14,4 +14,8 @@ namespace pykernels::cpu {
 void newton_schulz(const void* x, void* out, int64_t batch, int64_t m, int64_t n, DType dtype,
                    const double* coeffs, int64_t steps, double eps);
 
+// The instruction set newton_schulz dispatched to ("avx512", "avx2" or "generic"), chosen once per
+// process from the CPU; PYKERNELS_NS_ISA=generic|avx2 lowers it (to test every path).
+const char* newton_schulz_isa();
+
 }  // namespace pykernels::cpu

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -209,3 +213,39 @@ def test_gpu_default_backend_and_stream():
         out = kernels.newton_schulz(G)
     stream.synchronize()
     assert rel_err(out, reference(G)) <= GPU_TOL[torch.float32]
+
+
+_ISA_SCRIPT = """
+import torch, kernels
+from kernels._ext import _C
+from kernels.reference import newton_schulz as reference
+torch.manual_seed(1)
+worst = {}
+for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 1e-5)):
+    for shape in ((1, 1), (5, 3), (17, 33), (3, 65, 130), (2, 100, 100)):
+        G = torch.randn(*shape, dtype=dtype)
+        with kernels.use_backend("cpu"):
+            out = kernels.newton_schulz(G)
+        ref = reference(G)
+        err = ((out.double() - ref.double()).norm() / ref.double().norm()).item()
+        assert err <= tol, (dtype, shape, err)
+print(_C.info()["newton_schulz_isa"])
+"""
+
+
+@pytest.mark.skipif("cpu" not in CPU_BACKENDS, reason="kernels._C not built")
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+def test_every_cpu_instruction_set_path(isa):
+    # The path is chosen once per process, so each runs in a fresh interpreter. A path this CPU lacks
+    # is capped to the best it has (PYKERNELS_NS_ISA only lowers the choice).
+    from kernels._ext import _C
+
+    best = _C.info()["newton_schulz_isa"]
+    order = ["generic", "avx2", "avx512"]
+    expected = order[min(order.index(isa), order.index(best))]
+    env = {**os.environ, "PYKERNELS_NS_ISA": isa}
+    run = subprocess.run(
+        [sys.executable, "-c", _ISA_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == expected
