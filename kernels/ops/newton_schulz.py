@@ -60,7 +60,7 @@ def newton_schulz(
     """
     G, convert_back = as_tensor(G, "G")
     _check_tensor(G)
-    triples = _check_coefficients(coefficients, steps)
+    triples = check_coefficients(coefficients, steps)
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
     if check_finite and not bool(torch.isfinite(G).all()):
@@ -80,14 +80,18 @@ def _check_tensor(G: Tensor) -> None:
         raise ValueError(f"G must have m >= 1 and n >= 1, got shape {tuple(G.shape)}")
 
 
-def _check_coefficients(coefficients, steps: int) -> list[Triple]:
+def check_coefficients(
+    coefficients, steps: int, *, name: str = "coefficients", steps_name: str = "steps", where: str = ""
+) -> list[Triple]:
+    """Validate ``steps`` and ``coefficients`` as ``newton_schulz`` takes them; return one (a, b, c) per
+    step. ``name``/``steps_name``/``where`` let a caller (kernels.optim.Muon) name its own arguments."""
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        raise ValueError(f"{steps_name} must be an integer >= 1{where}, got {steps!r}")
     try:
         items = list(coefficients)
     except TypeError:
         raise TypeError(
-            "coefficients must be an (a, b, c) triple or a list of triples, "
+            f"{name} must be an (a, b, c) triple or a list of triples{where}, "
             f"got {type(coefficients).__name__}"
         ) from None
     if len(items) == 3 and all(isinstance(v, numbers.Real) for v in items):
@@ -95,17 +99,17 @@ def _check_coefficients(coefficients, steps: int) -> list[Triple]:
     else:
         if not all(isinstance(t, Sequence) and len(t) == 3 for t in items):
             raise ValueError(
-                "coefficients must be one (a, b, c) triple or a list of (a, b, c) triples, "
+                f"{name} must be one (a, b, c) triple or a list of (a, b, c) triples{where}, "
                 f"got {coefficients!r}"
             )
         if len(items) != steps:
             raise ValueError(
-                f"coefficients has {len(items)} triples but steps={steps}: give one triple per step "
-                "and pass steps=len(coefficients)"
+                f"{name} has {len(items)} triples but {steps_name}={steps}{where}: give one triple per "
+                f"step and pass {steps_name}=len({name})"
             )
         triples = [tuple(float(v) for v in t) for t in items]
     if not all(math.isfinite(v) for t in triples for v in t):
-        raise ValueError(f"coefficients must be finite, got {triples}")
+        raise ValueError(f"{name} must be finite{where}, got {triples}")
     return triples
 
 

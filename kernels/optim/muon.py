@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 import kernels
+from kernels.ops.newton_schulz import check_coefficients
 
 __all__ = ["Muon", "muon_param_groups"]
 
@@ -159,7 +160,7 @@ class Muon(torch.optim.Optimizer):
     def _momentum(self, group: dict[str, Any], buckets: dict[tuple, list]) -> None:
         """Update the momentum buffers of a Muon group; queue each parameter in its shape's bucket."""
         momentum = group["momentum"]
-        coefficients = _coefficients_key(group["ns_coefficients"])
+        coefficients = _coefficients_key(group)
         for p in group["params"]:
             g = _checked_grad(p)
             if g is None or p.numel() == 0:
@@ -301,12 +302,9 @@ def _lr_ratio(adjust_lr_fn: str | None, m: int, n: int) -> float:
     return 0.2 * math.sqrt(max(m, n))  # "match_rms_adamw" (validated)
 
 
-def _coefficients_key(coefficients) -> tuple:
-    """A hashable form: one (a, b, c) triple, or a tuple of per-step triples."""
-    items = list(coefficients)
-    if len(items) == 3 and all(isinstance(v, numbers.Real) for v in items):
-        return tuple(float(v) for v in items)
-    return tuple(tuple(float(v) for v in abc) for abc in items)
+def _coefficients_key(group: dict[str, Any]) -> tuple:
+    """A hashable form of the group's Newton–Schulz coefficients: one (a, b, c) triple per step."""
+    return tuple(check_coefficients(group["ns_coefficients"], group["ns_steps"]))
 
 
 def _is_real(value) -> bool:
@@ -329,7 +327,12 @@ def _check_hyperparameters(group: dict[str, Any], where: str) -> None:
     steps = group["ns_steps"]
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
         raise ValueError(f"ns_steps must be an integer >= 1{where}, got {steps!r}")
-    _check_coefficients(group["ns_coefficients"], int(steps), where)
+    try:
+        check_coefficients(
+            group["ns_coefficients"], int(steps), name="ns_coefficients", steps_name="ns_steps", where=where
+        )
+    except TypeError as exc:  # a non-iterable: Muon reports every bad hyperparameter as ValueError
+        raise ValueError(str(exc)) from None
     for name in ("eps", "adamw_eps"):
         if not _is_real(group[name]) or group[name] < 0:
             raise ValueError(f"{name} must be a finite number >= 0{where}, got {group[name]!r}")
@@ -347,24 +350,3 @@ def _check_hyperparameters(group: dict[str, Any], where: str) -> None:
         raise ValueError(f"nesterov must be a bool{where}, got {group['nesterov']!r}")
     if not isinstance(group["use_muon"], bool):
         raise ValueError(f"use_muon must be a bool{where}, got {group['use_muon']!r}")
-
-
-def _check_coefficients(coefficients, steps: int, where: str) -> None:
-    try:
-        items = list(coefficients)
-    except TypeError:
-        items = None
-    if items is not None and len(items) == 3 and all(_is_real(v) for v in items):
-        return
-    if items is not None and all(
-        isinstance(t, Sequence) and len(t) == 3 and all(_is_real(v) for v in t) for t in items
-    ):
-        if len(items) == steps:
-            return
-        raise ValueError(
-            f"ns_coefficients has {len(items)} triples but ns_steps={steps}{where}: give one triple per step"
-        )
-    raise ValueError(
-        f"ns_coefficients must be one finite (a, b, c) triple or ns_steps such triples{where}, "
-        f"got {coefficients!r}"
-    )
