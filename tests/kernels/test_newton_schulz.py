@@ -9,6 +9,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kernels
 from kernels.reference import newton_schulz as reference
@@ -249,3 +251,25 @@ def test_every_cpu_instruction_set_path(isa):
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().splitlines()[-1] == expected
+
+
+@pytest.mark.skipif("cpu" not in CPU_BACKENDS, reason="kernels._C not built")
+@settings(max_examples=30, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    m=st.integers(1, 40),
+    n=st.integers(1, 40),
+    steps=st.integers(1, 6),
+    scale=st.floats(1e-3, 1e3),
+)
+def test_property_cpu_equals_reference_and_acts_on_singular_values(batch, m, n, steps, scale):
+    G = scale * torch.randn(batch, m, n, dtype=torch.float64)
+    with kernels.use_backend("cpu"):
+        out = kernels.newton_schulz(G, steps=steps)
+    assert rel_err(out, reference(G, steps=steps)) <= TOL[torch.float64]
+    s = torch.linalg.svdvals(G) / (torch.linalg.matrix_norm(G)[:, None] + 1e-7)
+    a, b, c = QUINTIC
+    for _ in range(steps):
+        s = a * s + b * s**3 + c * s**5
+    expected = torch.sort(s, dim=-1, descending=True).values
+    torch.testing.assert_close(torch.linalg.svdvals(out), expected, rtol=1e-8, atol=1e-10)
