@@ -17,6 +17,7 @@ import functools
 
 import pytest
 import torch
+from flops import newton_schulz_flops
 
 import kernels
 from kernels.backend import why_unavailable
@@ -74,12 +75,6 @@ def _anchor_result(layer_set: str, dtype: torch.dtype) -> list[torch.Tensor]:
     return _anchor_results[key]
 
 
-def _flops(shape: tuple[int, int]) -> int:
-    """Standard count per matrix, m = min dim: each step 2m²n (X Xᵀ, in full) + 2m³ (A·A) + 2m²n (B·X)."""
-    m, n = min(shape), max(shape)
-    return STEPS * (4 * m * m * n + 2 * m**3)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -124,7 +119,7 @@ def test_newton_schulz(benchmark, layer_set: str, dtype: torch.dtype, provider: 
         layers=len(layers),
         calls=len(layers) if provider == "anchor" else len(groups),
         threads=torch.get_num_threads(),
-        gflop=sum(_flops(tuple(G.shape)) for G in layers) / 1e9,
+        gflop=sum(newton_schulz_flops(tuple(G.shape), STEPS) for G in layers) / 1e9,
     )
     if provider == "anchor":
         fn, args = _run_anchor, (layers,)

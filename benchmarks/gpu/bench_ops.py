@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
-import math
 import os
 import sys
 import time
@@ -35,6 +34,7 @@ sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 # After the installed package: only used when `pip install -e .` failed (triton/reference still run).
 sys.path.append(str(REPO_ROOT))
 
+from flops import newton_schulz_flops  # noqa: E402
 from machine_tag import git_commit, machine_tag  # noqa: E402
 
 BACKENDS = ("triton", "cuda", "reference")
@@ -60,13 +60,6 @@ class OpBench:
 # ---- newton_schulz ------------------------------------------------------------------------------
 
 NS_STEPS = 5
-
-
-def _ns_flops(shape: tuple[int, ...]) -> float:
-    *batch, rows, cols = shape
-    m, n = min(rows, cols), max(rows, cols)
-    per_step = 2 * m * m * n + 2 * m**3 + 2 * m * m * n  # X Xᵀ (full), A·A, B·X
-    return float(math.prod(batch)) * NS_STEPS * per_step
 
 
 def _ns_torch_loop(inputs: tuple) -> Callable[[], torch.Tensor]:
@@ -95,7 +88,7 @@ def _newton_schulz_bench() -> OpBench:
         cases=[(s, d) for d in (torch.bfloat16, torch.float32) for s in shapes],
         make_inputs=lambda shape, dtype: (torch.randn(shape, device=DEVICE, dtype=dtype),),
         run=lambda G: kernels.newton_schulz(G, NS_STEPS),
-        flops=_ns_flops,
+        flops=lambda shape: newton_schulz_flops(shape, NS_STEPS),
         flop_note=(
             "newton_schulz flops: 5 steps x batch x (2m²n [X Xᵀ, counted in full] + 2m³ [A·A] "
             "+ 2m²n [B·X]), m = min dim. The standard count: symmetric savings are NOT subtracted, "
