@@ -10,14 +10,17 @@ from kernels import backend
 from kernels._ext import _C, _cuda
 
 
-def table() -> list[dict[str, str]]:
-    """One row per op: each backend's status ('yes' or the reason it is unavailable) and the defaults."""
+def table() -> list[dict]:
+    """One row per op: 'yes'/'no' per backend, the defaults, and under "why" the reason each
+    unavailable backend gives."""
     rows = []
     for op in backend.ops():
-        row = {"op": op}
+        row = {"op": op, "why": {}}
         for name in backend.BACKENDS:
             reason = backend.why_unavailable(op, name)
             row[name] = "yes" if reason is None else "no"
+            if reason is not None:
+                row["why"][name] = reason
         row["default cpu"] = backend.default_backend(op, "cpu")
         row["default cuda"] = (
             backend.default_backend(op, "cuda") if torch.cuda.is_available() else "-"
@@ -40,17 +43,14 @@ def info(file=None) -> dict:
     lines = [f"pykernels  python {summary['python']}  torch {summary['torch']}  triton {summary['triton']}"]
     lines.append(f"kernels._C:    {summary['kernels._C']}")
     lines.append(f"kernels._cuda: {summary['kernels._cuda']}")
-    unavailable = {
-        (op, name): backend.why_unavailable(op, name) for op in backend.ops() for name in backend.BACKENDS
-    }
     cols = ["op", *backend.BACKENDS, "default cpu", "default cuda"]
     widths = {c: max(len(c), *(len(r[c]) for r in summary["ops"])) for c in cols}
     lines.append("  ".join(c.ljust(widths[c]) for c in cols))
     for r in summary["ops"]:
         lines.append("  ".join(r[c].ljust(widths[c]) for c in cols))
-    for (op, name), reason in unavailable.items():
-        if reason is not None:
-            lines.append(f"  {op}/{name}: {reason}")
+    for r in summary["ops"]:
+        for name, reason in r["why"].items():
+            lines.append(f"  {r['op']}/{name}: {reason}")
     print("\n".join(lines), file=file)
     return summary
 
