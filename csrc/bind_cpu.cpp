@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/dtype.h"
+#include "bind/bind.h"
 #include "cpu/newton_schulz.h"
 
 #ifdef _OPENMP
@@ -17,11 +18,6 @@ namespace py = pybind11;
 using namespace pykernels;
 
 namespace {
-
-template <typename T>
-T* ptr(std::uintptr_t p) {
-  return reinterpret_cast<T*>(p);
-}
 
 py::dict build_info() {
   py::dict d;
@@ -54,19 +50,8 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "pykernels CPU kernels (torch-free; called through kernels.ops)";
   m.def("info", &build_info, "Build configuration of the CPU module");
 
-  m.def(
-      "newton_schulz",
-      [](std::uintptr_t x, std::uintptr_t out, int64_t batch, int64_t rows, int64_t cols, int dtype,
-         const std::vector<double>& coeffs, double eps) {
-        if (coeffs.empty() || coeffs.size() % 3 != 0) {
-          throw std::invalid_argument("coeffs must hold 3 * steps values, got " +
-                                      std::to_string(coeffs.size()));
-        }
-        const DType dt = dtype_from_code(dtype);
-        py::gil_scoped_release release;
-        cpu::newton_schulz(ptr<const void>(x), ptr<void>(out), batch, rows, cols, dt, coeffs.data(),
-                           static_cast<int64_t>(coeffs.size() / 3), eps);
-      },
-      py::arg("x"), py::arg("out"), py::arg("batch"), py::arg("m"), py::arg("n"), py::arg("dtype"),
-      py::arg("coeffs"), py::arg("eps"));
+  bind::bind_newton_schulz(m);
+  bind::bind_adamw_step(m);
+  bind::bind_aggregate(m);
+  bind::bind_clip_and_noise(m);
 }

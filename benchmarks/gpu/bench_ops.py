@@ -1,15 +1,19 @@
-"""Time every op's GPU backends against each other and against the card's dense-matmul ceiling.
+"""Time every op's GPU backends against each other and against the card's measured ceilings.
 
     python3 benchmarks/gpu/bench_ops.py [--out PATH] [--ops newton_schulz,...] [--budget-s 170]
 
 Run by benchmarks/gpu/run_all.sh on a lent GPU. Each op in ``OPS`` is imported by name
-(``kernels.ops.<op>``) and described by an :class:`OpBench` below; a later op adds its entry there.
+(``kernels.ops.<op>``) and described by an :class:`OpBench`: newton_schulz's is below, every other
+op's is ``bench()`` in ``benchmarks/gpu/spec_<op>.py`` (one file per op, like the rest of the repo).
 For every (op, shape, dtype) it times the backends triton, cuda and reference — each forced with
 ``kernels.use_backend`` — and the op's anchors, with ``triton.testing.do_bench`` (CUDA events,
-median of the timed repetitions, L2 flushed between them). Columns: achieved TFLOP/s (standard
-flop count, see each op), % of the torch.matmul 8192³ ceiling measured in this same run for that
-dtype, speedup vs the reference backend, and max |out − reference| / max |reference| as a sanity
-check (tests/ does the real correctness checks).
+median of the timed repetitions, L2 flushed between them). Columns: the achieved rate — TFLOP/s
+for compute-bound ops (standard flop count, see each op) as % of the torch.matmul 8192³ ceiling, or
+GB/s for memory-bound ones (bytes the op must move, see each op) as % of the device-to-device copy
+bandwidth — both ceilings measured in this same run; speedup vs the reference backend; and
+max |out − reference| / max |reference| as a sanity check (tests/ does the real correctness checks).
+Every candidate gets fresh inputs from the same seed, so in-place ops (optimizer steps) are compared
+on their first call from identical state.
 
 The table is printed last and also written to ``--out``, else ``$PYKERNELS_GPU_RESULTS``, else
 ``$OUT/gpu_results.txt`` when OUT is set. Without a CUDA device it exits with status 2.
@@ -31,6 +35,7 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # spec_<op>.py
 # After the installed package: only used when `pip install -e .` failed (triton/reference still run).
 sys.path.append(str(REPO_ROOT))
 
@@ -40,6 +45,7 @@ from machine_tag import git_commit, machine_tag  # noqa: E402
 BACKENDS = ("triton", "cuda", "reference")
 DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32", torch.float64: "fp64"}
 CEILING_SIZE = 8192
+HBM = "hbm"  # key of the memory-bandwidth ceiling (GB/s) among the ceilings
 DEVICE = "cuda"
 
 
@@ -51,8 +57,10 @@ class OpBench:
     cases: list[tuple[tuple[int, ...], torch.dtype]]
     make_inputs: Callable[[tuple[int, ...], torch.dtype], tuple]
     run: Callable[..., torch.Tensor]
-    flops: Callable[[tuple[int, ...]], float]
-    flop_note: str
+    # Exactly one of flops (compute-bound: TFLOP/s) and bytes (memory-bound: GB/s).
+    flops: Callable[[tuple[int, ...]], float] | None = None
+    flop_note: str = ""
+    bytes: Callable[[tuple[int, ...], torch.dtype], float] | None = None
     # name -> factory(inputs) returning a zero-arg callable, or a string saying why it is skipped.
     anchors: dict[str, Callable[[tuple], Callable[[], torch.Tensor] | str]] = field(default_factory=dict)
 
@@ -98,9 +106,17 @@ def _newton_schulz_bench() -> OpBench:
     )
 
 
+def _from_spec_module(op: str) -> Callable[[], OpBench]:
+    def build() -> OpBench:
+        return importlib.import_module(f"spec_{op}").bench()
+
+    return build
+
+
 # Ops benchmarked, by their kernels.ops module name; each maps to the function building its OpBench.
 OPS: dict[str, Callable[[], OpBench]] = {
     "newton_schulz": _newton_schulz_bench,
+    **{op: _from_spec_module(op) for op in ("adamw_step", "aggregate", "clip_and_noise")},
 }
 
 
@@ -114,7 +130,7 @@ class Row:
     dtype: str
     backend: str
     ms: float | None = None
-    tflops: float | None = None
+    rate: str = ""  # "123.4 TF/s" or "4321 GB/s"
     pct_ceiling: float | None = None
     speedup: float | None = None
     rel_err: float | None = None
@@ -142,7 +158,7 @@ def _do_bench(fn: Callable[[], object], rep: int = 100) -> float:
     return float(do_bench(fn, warmup=25, rep=rep, return_mode="median"))
 
 
-def measure_ceilings(report: Report) -> dict[torch.dtype, float]:
+def measure_ceilings(report: Report) -> dict[torch.dtype | str, float]:
     """TFLOP/s of torch.matmul on 8192³ in bf16, fp32 with TF32 off, and (for information) TF32."""
     n = CEILING_SIZE
     flops = 2.0 * n**3
@@ -163,6 +179,13 @@ def measure_ceilings(report: Report) -> dict[torch.dtype, float]:
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32_before
     ceilings[torch.float16] = ceilings[torch.bfloat16]
+    # Memory ceiling: a device-to-device copy of 2 GiB (reads + writes 2 GiB each).
+    src = torch.empty(2**29, device=DEVICE, dtype=torch.float32).normal_()
+    dst = torch.empty_like(src)
+    ms = _do_bench(lambda src=src, dst=dst: dst.copy_(src), rep=200)
+    ceilings[HBM] = 2 * src.numel() * 4 / (ms * 1e-3) / 1e9
+    report(f"copy 2 GiB -> 2 GiB        {ms:8.3f} ms  {ceilings[HBM]:7.0f} GB/s (read + write)")
+    del src, dst
     report("(torch matmuls below run with TF32 off; a Triton fp32 kernel using tf32 dots can exceed "
            "the fp32 ceiling — compare it with the tf32 line)")
     return ceilings
@@ -173,7 +196,9 @@ def _rel_err(out: torch.Tensor, expected: torch.Tensor) -> float:
     return ((out - expected).abs().max() / expected.abs().max().clamp_min(1e-30)).item()
 
 
-def bench_op(spec: OpBench, ceilings: dict[torch.dtype, float], deadline: float, report: Report) -> list[Row]:
+def bench_op(
+    spec: OpBench, ceilings: dict[torch.dtype | str, float], deadline: float, report: Report
+) -> list[Row]:
     import kernels
     from kernels.backend import why_unavailable
 
@@ -190,12 +215,12 @@ def bench_op(spec: OpBench, ceilings: dict[torch.dtype, float], deadline: float,
             row("-", note="skipped: time budget spent")
             report(f"{spec.name} {shape_text} {dtype_text}: skipped, time budget spent")
             continue
-        torch.manual_seed(0)
-        inputs = spec.make_inputs(shape, dtype)
-        flops = spec.flops(shape)
-        expected = None
+        def fresh_inputs(shape=shape, dtype=dtype) -> tuple:
+            torch.manual_seed(0)
+            return spec.make_inputs(shape, dtype)
+
         with kernels.use_backend("reference"):
-            expected = spec.run(*inputs)
+            expected = spec.run(*fresh_inputs())
         torch.cuda.synchronize()
 
         candidates: list[tuple[str, Callable[[], torch.Tensor] | str]] = []
@@ -204,8 +229,11 @@ def bench_op(spec: OpBench, ceilings: dict[torch.dtype, float], deadline: float,
             if reason is not None:
                 candidates.append((backend, f"unavailable: {reason}"))
             else:
-                candidates.append((backend, _forced(spec, backend, inputs)))
-        candidates += [(f"anchor: {name}", factory(inputs)) for name, factory in spec.anchors.items()]
+                candidates.append((backend, lambda backend=backend: _forced(spec, backend, fresh_inputs())))
+        candidates += [
+            (f"anchor: {name}", lambda factory=factory: factory(fresh_inputs()))
+            for name, factory in spec.anchors.items()
+        ]
 
         case_rows = []
         for name, fn in candidates:
@@ -216,6 +244,10 @@ def bench_op(spec: OpBench, ceilings: dict[torch.dtype, float], deadline: float,
                 case_rows.append(row(name, note="skipped: time budget spent"))
                 continue
             try:
+                fn = fn()  # fresh inputs for this candidate
+                if isinstance(fn, str):  # an anchor that cannot run here says why
+                    case_rows.append(row(name, note=fn))
+                    continue
                 out = fn()  # first call outside the timing: compiles / autotunes, and is checked
                 torch.cuda.synchronize()
                 err = _rel_err(out, expected)
@@ -225,18 +257,22 @@ def bench_op(spec: OpBench, ceilings: dict[torch.dtype, float], deadline: float,
                 message = f"{exc.__class__.__name__}: {exc}".splitlines()[0][:160]
                 case_rows.append(row(name, note=f"error: {message}"))
                 continue
-            tflops = flops / (ms * 1e-3) / 1e12
-            ceiling = ceilings.get(dtype)
+            if spec.flops is not None:
+                achieved, ceiling = spec.flops(shape) / (ms * 1e-3) / 1e12, ceilings.get(dtype)
+                rate = f"{achieved:.1f} TF/s"
+            else:
+                achieved, ceiling = spec.bytes(shape, dtype) / (ms * 1e-3) / 1e9, ceilings.get(HBM)
+                rate = f"{achieved:.0f} GB/s"
             case_rows.append(row(
-                name, ms=ms, tflops=tflops, rel_err=err,
-                pct_ceiling=100.0 * tflops / ceiling if ceiling else None,
+                name, ms=ms, rate=rate, rel_err=err,
+                pct_ceiling=100.0 * achieved / ceiling if ceiling else None,
             ))
         reference_ms = next((r.ms for r in case_rows if r.backend == "reference"), None)
         for r in case_rows:
             if r.ms is not None and reference_ms is not None:
                 r.speedup = reference_ms / r.ms
             report(_format_row(r))
-        del inputs, expected
+        del expected
         torch.cuda.empty_cache()
     return rows
 
@@ -254,7 +290,7 @@ def _forced(spec: OpBench, backend: str, inputs: tuple) -> Callable[[], torch.Te
 # (title, width, align) of each table column; the note is last and unpadded.
 COLUMNS = (
     ("op", 14, "<"), ("shape", 14, "<"), ("dtype", 5, "<"), ("backend", 20, "<"), ("ms", 9, ">"),
-    ("TFLOP/s", 8, ">"), ("% ceil", 6, ">"), ("vs ref", 7, ">"), ("rel err", 8, ">"), ("note", 0, "<"),
+    ("rate", 11, ">"), ("% ceil", 6, ">"), ("vs ref", 7, ">"), ("rel err", 8, ">"), ("note", 0, "<"),
 )
 
 
@@ -267,7 +303,7 @@ def _format_row(r: Row) -> str:
         return "-" if v is None else format(v, fmt)
 
     return _format_cells((
-        r.op, r.shape, r.dtype, r.backend, num(r.ms, ".3f"), num(r.tflops, ".1f"),
+        r.op, r.shape, r.dtype, r.backend, num(r.ms, ".3f"), r.rate or "-",
         num(r.pct_ceiling, ".1f"), "-" if r.speedup is None else f"{r.speedup:.2f}x",
         num(r.rel_err, ".1e"), r.note,
     ))
@@ -333,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.ops.split(","):
         importlib.import_module(f"kernels.ops.{name}")
         spec = OPS[name]()
-        notes.append(spec.flop_note)
+        if spec.flop_note:
+            notes.append(spec.flop_note)
         report.header(f"{name}")
         rows += bench_op(spec, ceilings, deadline, report)
 
@@ -343,8 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         report(_format_row(r))
     for note in notes:
         report(note)
-    report(f"% ceil: of the torch.matmul {CEILING_SIZE}³ TFLOP/s measured above for the same dtype "
-           "(fp32: TF32 off).  total time {:.0f} s".format(time.monotonic() - start))
+    report(f"% ceil: TF/s rows, of the torch.matmul {CEILING_SIZE}³ TFLOP/s measured above for the same "
+           "dtype (fp32: TF32 off); GB/s rows, of the 2 GiB copy bandwidth measured above.  "
+           "total time {:.0f} s".format(time.monotonic() - start))
 
     path = _results_path(args.out)
     if path is not None:
