@@ -244,7 +244,8 @@ def _op_args(dtype, amsgrad, correction):
 
 @pytest.mark.parametrize("amsgrad, correction", [(False, False), (True, True)])
 def test_opcheck(amsgrad, correction):
-    torch.library.opcheck(torch.ops.pykernels.adamw_step.default, _op_args(torch.float64, amsgrad, correction))
+    args = _op_args(torch.float64, amsgrad, correction)
+    torch.library.opcheck(torch.ops.pykernels.adamw_step.default, args)
 
 
 def test_torch_compile_fullgraph():
@@ -262,8 +263,9 @@ def test_torch_compile_fullgraph():
 
     out = step(s["params"], grads, s["exp_avgs"], s["exp_avg_sqs"])
     torch.testing.assert_close(out, expected["params"][0])
-    for a, b in zip(s["params"] + s["exp_avg_sqs"], expected["params"] + expected["exp_avg_sqs"], strict=True):
-        torch.testing.assert_close(a, b)
+    for key in ("params", "exp_avgs", "exp_avg_sqs"):
+        for a, b in zip(s[key], expected[key], strict=True):
+            torch.testing.assert_close(a, b)
 
 
 def _good():
@@ -282,12 +284,15 @@ def _good():
     [
         ({"grads": [torch.randn(4)]}, ValueError, "grads has 1 tensors but params has 2"),
         ({"exp_avgs": [torch.zeros(4)]}, ValueError, "exp_avgs has 1 tensors"),
-        ({"grads": [torch.randn(4), torch.randn(3, 2)]}, ValueError, r"grads\[1\] must have params\[1\]'s shape"),
-        ({"grads": [torch.randn(4, dtype=torch.float64), torch.randn(2, 3)]}, TypeError, r"grads\[0\] must have dtype"),
+        ({"grads": [torch.randn(4), torch.randn(3, 2)]}, ValueError,
+         r"grads\[1\] must have params\[1\]'s shape"),
+        ({"grads": [torch.randn(4, dtype=torch.float64), torch.randn(2, 3)]}, TypeError,
+         r"grads\[0\] must have dtype"),
         ({"exp_avgs": [torch.zeros(4, dtype=torch.bfloat16), torch.zeros(2, 3)]}, TypeError,
          r"exp_avgs\[0\] must have dtype torch.float32"),
         ({"params": [torch.randn(4), torch.randn(3, 2).t()]}, ValueError, r"params\[1\] must be contiguous"),
-        ({"params": [torch.ones(4, dtype=torch.int32), torch.randn(2, 3)]}, TypeError, r"params\[0\] must have dtype"),
+        ({"params": [torch.ones(4, dtype=torch.int32), torch.randn(2, 3)]}, TypeError,
+         r"params\[0\] must have dtype"),
         ({"params": "weights"}, TypeError, "params must be a list or tuple"),
         ({"grads": [torch.randn(4), 3.0]}, TypeError, r"grads\[1\] must be a torch.Tensor"),
         ({"lr": -1e-3}, ValueError, "lr must be >= 0"),
