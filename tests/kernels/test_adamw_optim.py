@@ -14,7 +14,8 @@ import kernels
 from kernels.optim import AdamW
 from kernels.reference.adamw_step import adamw_step as reference
 
-BACKENDS = ["reference", *(b for b in ("cpu", "triton") if b in kernels.available_backends("adamw_step", "cpu"))]
+_HERE = kernels.available_backends("adamw_step", "cpu")
+BACKENDS = ["reference", *(b for b in ("cpu", "triton") if b in _HERE)]
 STEPS = 20
 
 
