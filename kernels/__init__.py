@@ -13,10 +13,11 @@ from kernels.backend import (
     use_backend,
 )
 from kernels.info import info
-from kernels.ops import newton_schulz
+from kernels.ops import aggregate, newton_schulz
 
 __all__ = [
     "BackendUnavailableError",
+    "aggregate",
     "available_backends",
     "default_backend",
     "info",
