@@ -187,6 +187,8 @@ def _contiguous(clients: list[Tensor]) -> list[Tensor]:
 
 @torch.library.custom_op("pykernels::aggregate", mutates_args=())
 def _aggregate_op(clients: list[Tensor], weights: list[float]) -> Tensor:
+    if clients[0].numel() == 0:  # no data pointers to hand to a kernel
+        return clients[0].new_empty(clients[0].shape)
     clients = _contiguous(clients)
     name, impl = backend.select(OP, clients[0].device)
     with nvtx.range(f"pykernels.aggregate[{name}]"):
