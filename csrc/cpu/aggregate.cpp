@@ -1,6 +1,6 @@
 // kernels._C aggregate: the server's weighted reduction over S clients (see aggregate.h).
 //
-// mean: for each chunk of kChunk elements (its accumulator, 8 KiB in fp32, stays in L1), loop over
+// mean: for each chunk of kChunk elements (its accumulator stays in cache), loop over
 // the clients: acc = w_0 x_0; acc += w_s x_s. The loops are plain, so -O3 vectorizes them; every
 // client buffer is streamed once. fp32 outputs accumulate in place in `out`.
 //
@@ -20,7 +20,9 @@
 namespace pykernels::cpu {
 namespace {
 
-constexpr int64_t kChunk = 2048;
+// Elements per chunk: the accumulator (32 KiB in fp32) stays in L1/L2 while the S client streams go
+// by. Measured (S = 10, 11M fp32, 2 cores): 2048 -> 26 ms, 8192 -> 21 ms, 32768 -> 20.7 ms.
+constexpr int64_t kChunk = 8192;
 
 struct Half {
   uint16_t bits;

@@ -106,7 +106,7 @@ def _clients(value: Any, name: str) -> tuple[list[Tensor], Any]:
     else:
         stacked, convert_back = as_tensor(value, name)
         if stacked.dim() == 0:
-            raise ValueError(f"{name} must be a stacked (S, ...) tensor or a list of S tensors, got a 0-d tensor")
+            raise ValueError(f"{name} must be a stacked (S, ...) tensor or a list of S tensors, got 0-d")
         if stacked.size(0) == 0:
             raise ValueError(f"{name} has S = 0 clients (shape {tuple(stacked.shape)}): need at least one")
         clients = list(stacked.unbind(0))
@@ -133,15 +133,17 @@ def normalized_weights(weights: Any, num_clients: int) -> list[float]:
     if isinstance(weights, Tensor):
         if weights.dim() != 1 or weights.dtype.is_complex or weights.dtype == torch.bool:
             raise ValueError(
-                f"weights must be a 1-D real tensor of {num_clients} values, got shape {tuple(weights.shape)} "
-                f"and dtype {weights.dtype}"
+                f"weights must be a 1-D real tensor of {num_clients} values, got shape "
+                f"{tuple(weights.shape)} and dtype {weights.dtype}"
             )
         values = weights.detach().double().cpu().tolist()
     else:
         try:
             values = list(weights)
         except TypeError:
-            raise TypeError(f"weights must be None, a sequence or a 1-D tensor, got {type(weights).__name__}") from None
+            raise TypeError(
+                f"weights must be None, a sequence or a 1-D tensor, got {type(weights).__name__}"
+            ) from None
         if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
             raise TypeError(f"weights must hold real numbers, got {values!r}")
         values = [float(v) for v in values]
@@ -292,7 +294,9 @@ def _cuda_impl(clients: list[Tensor], weights: list[float], blocks: list[int] | 
         stream = torch.cuda.current_stream(device).cuda_stream
         if blocks is None:
             out = x0.new_empty(x0.shape)
-            _cuda.aggregate_mean(table.data_ptr(), w.data_ptr(), len(clients), x0.numel(), out.data_ptr(), code, stream)
+            _cuda.aggregate_mean(
+                table.data_ptr(), w.data_ptr(), len(clients), x0.numel(), out.data_ptr(), code, stream
+            )
             return out
         tables = block_tables(blocks, _cuda.aggregate_blocks_chunk(), device)
         num_chunks = tables["chunks"].size(1)

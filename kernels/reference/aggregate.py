@@ -31,7 +31,9 @@ def aggregate_mean(clients: Sequence[Tensor], weights: Sequence[float]) -> Tenso
     return acc.to(clients[0].dtype)
 
 
-def aggregate_mean_of_blocks(clients: Sequence[Tensor], weights: Sequence[float], blocks: Sequence[int]) -> Tensor:
+def aggregate_mean_of_blocks(
+    clients: Sequence[Tensor], weights: Sequence[float], blocks: Sequence[int]
+) -> Tensor:
     """out[b] = Σ_s w_s · mean of client s's elements in block b (consecutive blocks of the flat buffer)."""
     x0 = clients[0]
     sizes = torch.tensor(list(blocks), dtype=torch.int64, device=x0.device)

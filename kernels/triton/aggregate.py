@@ -99,7 +99,9 @@ def aggregate_mean(clients: list[torch.Tensor], weights: list[float]) -> torch.T
     return out
 
 
-def aggregate_mean_of_blocks(clients: list[torch.Tensor], weights: list[float], blocks: list[int]) -> torch.Tensor:
+def aggregate_mean_of_blocks(
+    clients: list[torch.Tensor], weights: list[float], blocks: list[int]
+) -> torch.Tensor:
     """out[b] = Σ_s w_s · mean of block b of x_s; (len(blocks),) float32 (float64 for float64)."""
     from kernels.ops.aggregate import block_tables
 

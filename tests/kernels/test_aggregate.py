@@ -1,4 +1,4 @@
-"""kernels.aggregate: every backend against a float64 weighted sum, input forms, weights, blocks, bad input."""
+"""kernels.aggregate: every backend vs a float64 weighted sum; input forms, weights, blocks, bad input."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ ALL_DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 # under the interpreter Triton is checked in float32 and float64 (16-bit Triton runs in cuda tests).
 INTERPRETED_DTYPES = [torch.float64, torch.float32]
 
-# One client's shape: 1 element, odd sizes, > 1 CPU chunk (2048) and > 1 Triton program (1024), 3-D.
-SHAPES = [(1,), (7,), (1031,), (5003,), (3, 5, 7)]
+# One client's shape: 1 element, odd sizes, > 2 CPU chunks (8192) and > 1 Triton program (1024), 3-D.
+SHAPES = [(1,), (7,), (1031,), (17011,), (3, 5, 7)]
 
 
 def dtypes_for(backend: str, device: str) -> list[torch.dtype]:
@@ -36,7 +36,9 @@ def dtypes_for(backend: str, device: str) -> list[torch.dtype]:
 
 def make_clients(S: int, shape, dtype, device="cpu") -> list[torch.Tensor]:
     # Offsets per client so no two clients look alike; never zeros.
-    return [(torch.randn(shape, dtype=torch.float64) + 0.1 * s).to(device=device, dtype=dtype) for s in range(S)]
+    return [
+        (torch.randn(shape, dtype=torch.float64) + 0.1 * s).to(device=device, dtype=dtype) for s in range(S)
+    ]
 
 
 def truth(clients, weights) -> torch.Tensor:
@@ -126,9 +128,9 @@ def test_single_client_returns_the_input(backend, device):
             assert torch.equal(kernels.aggregate(x[None]), x)
 
 
-# Block sizes summing to 9507: size-1 blocks at both ends and inside, a block spanning several CPU
-# chunks (2048) and GPU chunks (4096), and blocks that straddle chunk boundaries of the flat buffer.
-BLOCKS = [1, 3, 9000, 1, 500, 2]
+# Block sizes summing to 20507: size-1 blocks at both ends and inside, a block spanning several CPU
+# chunks (8192) and GPU chunks (4096), and blocks that straddle chunk boundaries of the flat buffer.
+BLOCKS = [1, 3, 20000, 1, 500, 2]
 
 
 def blocks_by_hand(clients, weights, blocks) -> torch.Tensor:
@@ -170,7 +172,8 @@ def test_mean_of_blocks_of_a_stacked_multidim_tensor(backend, device):
         one_block = kernels.aggregate(stacked, reduce="mean_of_blocks", blocks=[120])
     expected = blocks_by_hand([x.cpu() for x in stacked.unbind(0)], [2.0, 1.0, 1.0], blocks)
     torch.testing.assert_close(out.cpu().double(), expected, rtol=2e-6, atol=1e-7)
-    torch.testing.assert_close(one_block.cpu().double(), stacked.cpu().double().mean().reshape(1), rtol=2e-6, atol=1e-7)
+    whole = stacked.cpu().double().mean().reshape(1)
+    torch.testing.assert_close(one_block.cpu().double(), whole, rtol=2e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("backend, device", BACKENDS)
