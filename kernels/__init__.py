@@ -13,11 +13,12 @@ from kernels.backend import (
     use_backend,
 )
 from kernels.info import info
-from kernels.ops import adamw_step, newton_schulz
+from kernels.ops import adamw_step, aggregate, newton_schulz
 
 __all__ = [
     "BackendUnavailableError",
     "adamw_step",
+    "aggregate",
     "available_backends",
     "default_backend",
     "info",
