@@ -13,11 +13,13 @@ from kernels.backend import (
     use_backend,
 )
 from kernels.info import info
-from kernels.ops import newton_schulz
+from kernels.ops import clip_and_noise, clip_and_noise_sum, newton_schulz
 
 __all__ = [
     "BackendUnavailableError",
     "available_backends",
+    "clip_and_noise",
+    "clip_and_noise_sum",
     "default_backend",
     "info",
     "newton_schulz",
