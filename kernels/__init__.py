@@ -13,13 +13,15 @@ from kernels.backend import (
     use_backend,
 )
 from kernels.info import info
-from kernels.ops import adamw_step, aggregate, newton_schulz
+from kernels.ops import adamw_step, aggregate, clip_and_noise, clip_and_noise_sum, newton_schulz
 
 __all__ = [
     "BackendUnavailableError",
     "adamw_step",
     "aggregate",
     "available_backends",
+    "clip_and_noise",
+    "clip_and_noise_sum",
     "default_backend",
     "info",
     "newton_schulz",
