@@ -53,9 +53,9 @@ def test_clip_and_noise(benchmark, size: str, provider: str) -> None:
     # Sanity check before timing (tests/ checks correctness): same norm, noise of the right size.
     out, norm = fn(*args)
     expected_norm = torch.linalg.vector_norm(u.double()).item()
-    # torch's fp32 vector_norm (the anchor) is off by ~4e-4 relative at 11M elements on this CPU;
-    # ours accumulates in fp64.
-    rel = 1e-3 if provider == "anchor" else 1e-6
+    # torch's fp32 vector_norm (the anchor) accumulates in fp32: on this CPU it is off by ~4e-4
+    # relative at 11M elements and by 1.1% at 100M. Ours accumulates in fp64.
+    rel = 3e-2 if provider == "anchor" else 1e-6
     assert abs(norm.item() - expected_norm) <= rel * expected_norm
     residual = (out - u * min(1.0, MAX_NORM / expected_norm)).std().item()
     assert abs(residual - NOISE_STD) <= 0.01 * NOISE_STD, f"noise std {residual} != {NOISE_STD}"

@@ -186,18 +186,23 @@ class AdamW(torch.optim.Optimizer):
     def _step_group(self, group: dict[str, Any], index: int) -> None:
         beta1, beta2 = group["betas"]
         amsgrad = bool(group["amsgrad"])
-        buckets: dict[tuple, list[tuple[Tensor, Tensor, dict[str, Any]]]] = defaultdict(list)
-        for p in group["params"]:
-            if p.grad is None:
-                continue
+        active = [p for p in group["params"] if p.grad is not None]
+        for p in active:
             if p.grad.is_sparse:
                 raise RuntimeError("kernels.optim.AdamW does not support sparse gradients")
-            if torch.is_complex(p):
+            if p.is_complex():
                 raise RuntimeError("kernels.optim.AdamW does not support complex parameters")
-            state = self._init_state(p, amsgrad)
-            state["step"] += 1
-            key = (p.device, p.dtype, float(state["step"]), float(state.get("v0_weight", 0.0)),
-                   "correction" in state)
+        if not active:
+            return
+        states = [self._init_state(p, amsgrad) for p in active]
+        # One op for all step counters and one read of them (not one tensor op + sync per parameter):
+        # the Python work per step is what separates this optimizer from the kernel's own speed.
+        step_tensors = [s["step"] for s in states]
+        torch._foreach_add_(step_tensors, 1.0)
+        steps = torch.stack(step_tensors).tolist()
+        buckets: dict[tuple, list[tuple[Tensor, Tensor, dict[str, Any]]]] = defaultdict(list)
+        for p, state, step in zip(active, states, steps, strict=True):
+            key = (p.device, p.dtype, step, float(state.get("v0_weight", 0.0)), "correction" in state)
             buckets[key].append((p, p.grad, state))
         for (_device, _dtype, step, v0_weight, has_correction), items in buckets.items():
             # The op needs contiguous tensors: a non-contiguous parameter or gradient is updated
