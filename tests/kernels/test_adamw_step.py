@@ -243,6 +243,35 @@ def _op_args(dtype, amsgrad, correction):
 
 
 @pytest.mark.parametrize("amsgrad, correction", [(False, False), (True, True)])
+def test_eager_call_equals_the_registered_op_and_bumps_versions(amsgrad, correction):
+    # kernels.adamw_step skips the custom-op dispatch in plain eager mode: same result, and every
+    # mutated tensor's version counter moves, as it does through torch.ops.pykernels.adamw_step.
+    args = _op_args(torch.float64, amsgrad, correction)
+    dispatched = [[t.clone() for t in lst] if isinstance(lst, list) else lst for lst in args]
+    torch.ops.pykernels.adamw_step(*dispatched)
+    params, grads, m, v, vmax, corr = args[:6]
+    mutated = [*params, *m, *v, *vmax]
+    before = [t._version for t in mutated]
+    kernels.adamw_step(params, grads, m, v, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                       step=3.0, amsgrad=amsgrad, max_exp_avg_sqs=vmax or None,
+                       corrections=corr or None, alpha=0.5, v0_weight=0.2)
+    assert all(t._version > b for t, b in zip(mutated, before, strict=True))
+    for ours, theirs in zip(args[:4], dispatched[:4], strict=True):
+        for a, b in zip(ours, theirs, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_step_on_a_tensor_saved_for_backward_is_detected():
+    w = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    loss = (w * w).sum()  # saves w for backward
+    with torch.no_grad():
+        kernels.adamw_step([w], [torch.randn(5, dtype=torch.float64)], [torch.zeros(5, dtype=torch.float64)],
+                           [torch.zeros(5, dtype=torch.float64)], lr=0.1, step=1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("amsgrad, correction", [(False, False), (True, True)])
 def test_opcheck(amsgrad, correction):
     args = _op_args(torch.float64, amsgrad, correction)
     torch.library.opcheck(torch.ops.pykernels.adamw_step.default, args)
