@@ -21,33 +21,10 @@ import torch
 
 import kernels
 from kernels.backend import why_unavailable
+from kernels.demo import resnet18_shapes, vit_s16_shapes
 from kernels.optim import AdamW
 
 LR, BETAS, EPS, WD = 1e-3, (0.9, 0.999), 1e-8, 1e-2
-
-
-def resnet18_shapes() -> list[tuple[int, ...]]:
-    """torchvision resnet18: conv1, bn1, 4 stages of 2 BasicBlocks (conv-bn-conv-bn, downsample), fc."""
-    shapes: list[tuple[int, ...]] = [(64, 3, 7, 7), (64,), (64,)]
-    cin = 64
-    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-        for block in range(2):
-            c_in = cin if block == 0 else cout
-            shapes += [(cout, c_in, 3, 3), (cout,), (cout,), (cout, cout, 3, 3), (cout,), (cout,)]
-            if block == 0 and (stride != 1 or c_in != cout):
-                shapes += [(cout, c_in, 1, 1), (cout,), (cout,)]
-        cin = cout
-    return shapes + [(1000, 512), (1000,)]
-
-
-def vit_s16_shapes() -> list[tuple[int, ...]]:
-    """ViT-S/16 (timm vit_small_patch16_224): width 384, 12 blocks, 6 heads, MLP 1536, 1000 classes."""
-    d, mlp = 384, 1536
-    shapes: list[tuple[int, ...]] = [(1, 1, d), (1, 197, d), (d, 3, 16, 16), (d,)]
-    for _ in range(12):
-        shapes += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,)]  # norm1, qkv, proj
-        shapes += [(d,), (d,), (mlp, d), (mlp,), (d, mlp), (d,)]  # norm2, fc1, fc2
-    return shapes + [(d,), (d,), (1000, d), (1000,)]
 
 
 NETWORKS = {"resnet18": resnet18_shapes(), "vit_s16": vit_s16_shapes()}

@@ -1,0 +1,177 @@
+"""``python -m kernels demo`` (make demo): every backend of every op here, timed beside its anchor.
+
+Each section prints, per backend available on this machine: the median time, the speedup over the
+anchor (the torch code a user would otherwise write) and the error against the reference backend.
+Triton without a GPU runs in its interpreter (numpy): correct and far slower, so it gets tiny inputs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+import kernels
+import kernels.optim
+
+ROW = "{:38s} {:>9s} {:>12s} {:>10s} {:>11s}"
+
+
+def _median_ms(fn: Callable[[], object], rounds: int, device: torch.device) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(1e3 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def _interpreted(backend_name: str, device: torch.device) -> bool:
+    return backend_name == "triton" and device.type == "cpu"
+
+
+def _print_row(label: str, backend_name: str, ms: float, anchor_ms: float, err: float) -> None:
+    print(ROW.format(label, backend_name, f"{ms:.2f}", f"{anchor_ms / ms:.2f}x", f"{err:.2e}"))
+
+
+def _header(title: str) -> None:
+    print(f"\n{title}")
+    print(ROW.format("case", "backend", "ms (median)", "vs anchor", "rel. error"))
+
+
+def newton_schulz(device: torch.device) -> None:
+    from kernels.reference import newton_schulz as reference
+
+    _header(f"newton_schulz (5 steps, quintic) on {device}; anchor = per-layer loop of plain torch NS5")
+    # Same-shape layers go in one batched call, as kernels.optim.Muon groups them.
+    groups = {
+        "resnet18 conv 3x3 64->64 (x4)": (4, 64, 576),
+        "resnet18 conv 3x3 128->128 (x3)": (3, 128, 1152),
+        "vit-tiny qkv (x12)": (12, 576, 192),
+        "vit-tiny mlp fc1 (x12)": (12, 768, 192),
+    }
+    small = {"small batch (2, 32, 48)": (2, 32, 48)}
+    for backend_name in kernels.available_backends("newton_schulz", device):
+        interpreted = _interpreted(backend_name, device)
+        rounds = 1 if interpreted else 3
+        for label, shape in (small if interpreted else groups).items():
+            G = torch.randn(*shape, device=device, dtype=torch.float32)
+            expected = reference(G)
+            anchor_ms = _median_ms(lambda G=G: [reference(layer) for layer in G], rounds, device)
+            with kernels.use_backend(backend_name):
+                out = kernels.newton_schulz(G)
+                ms = _median_ms(lambda G=G: kernels.newton_schulz(G), rounds, device)
+            err = ((out - expected).abs().max() / expected.abs().max()).item()
+            _print_row(label, backend_name, ms, anchor_ms, err)
+
+
+def resnet18_shapes() -> list[tuple[int, ...]]:
+    """torchvision resnet18: conv1, bn1, 4 stages of 2 BasicBlocks (conv-bn-conv-bn, downsample), fc."""
+    shapes: list[tuple[int, ...]] = [(64, 3, 7, 7), (64,), (64,)]
+    cin = 64
+    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        for block in range(2):
+            c_in = cin if block == 0 else cout
+            shapes += [(cout, c_in, 3, 3), (cout,), (cout,), (cout, cout, 3, 3), (cout,), (cout,)]
+            if block == 0 and (stride != 1 or c_in != cout):
+                shapes += [(cout, c_in, 1, 1), (cout,), (cout,)]
+        cin = cout
+    return shapes + [(1000, 512), (1000,)]
+
+
+def vit_s16_shapes() -> list[tuple[int, ...]]:
+    """ViT-S/16 (timm vit_small_patch16_224): width 384, 12 blocks, 6 heads, MLP 1536, 1000 classes."""
+    d, mlp = 384, 1536
+    shapes: list[tuple[int, ...]] = [(1, 1, d), (1, 197, d), (d, 3, 16, 16), (d,)]
+    for _ in range(12):
+        shapes += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,)]  # norm1, qkv, proj
+        shapes += [(d,), (d,), (mlp, d), (mlp,), (d, mlp), (d,)]  # norm2, fc1, fc2
+    return shapes + [(d,), (d,), (1000, d), (1000,)]
+
+
+def adamw_step(device: torch.device) -> None:
+    _header(f"kernels.optim.AdamW step on {device}; anchor = torch.optim.AdamW(fused=True), same start")
+    for backend_name in kernels.available_backends("adamw_step", device):
+        interpreted = _interpreted(backend_name, device)
+        shapes = [(7,), (33, 5), (4, 3, 3, 3)] if interpreted else resnet18_shapes()
+        rounds = 2 if interpreted or backend_name == "reference" else 7
+        start = [torch.randn(s, device=device) for s in shapes]
+        grads = [torch.randn_like(p) for p in start]
+
+        def make(cls, start=start, grads=grads, **kw):
+            params = [torch.nn.Parameter(p.clone()) for p in start]
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+            return params, cls(params, lr=1e-3, weight_decay=1e-2, **kw)
+
+        theirs, anchor = make(torch.optim.AdamW, fused=True)
+        ours, opt = make(kernels.optim.AdamW)
+        with kernels.use_backend(backend_name):
+            for _ in range(3):  # the same three steps from the same start
+                opt.step()
+                anchor.step()
+            err = max(((a - b).abs().max() / b.abs().max()).item() for a, b in zip(ours, theirs, strict=True))
+            ms = _median_ms(opt.step, rounds, device)
+        anchor_ms = _median_ms(anchor.step, rounds, device)
+        name = "tiny" if interpreted else "resnet18"
+        label = f"{name}: {sum(p.numel() for p in ours):,} fp32 in {len(ours)} tensors"
+        _print_row(label, backend_name, ms, anchor_ms, err)
+
+
+def aggregate(device: torch.device) -> None:
+    _header(f"aggregate (weighted mean of S clients) on {device}; anchor = (torch.stack(clients) * w).sum(0)")
+    for backend_name in kernels.available_backends("aggregate", device):
+        interpreted = _interpreted(backend_name, device)
+        clients, numel, rounds = (4, 10_000, 2) if interpreted else (10, 2_000_000, 5)
+        xs = [torch.randn(numel, device=device) for _ in range(clients)]
+        w = torch.rand(clients, device=device) + 0.5
+        w_norm = (w / w.sum())[:, None]
+        expected = (torch.stack(xs).double() * w_norm.double()).sum(0)
+        anchor_ms = _median_ms(lambda xs=xs, w_norm=w_norm: (torch.stack(xs) * w_norm).sum(0), rounds, device)
+        with kernels.use_backend(backend_name):
+            out = kernels.aggregate(xs, w)
+            ms = _median_ms(lambda xs=xs, w=w: kernels.aggregate(xs, w), rounds, device)
+        err = ((out.double() - expected).abs().max() / expected.abs().max()).item()
+        _print_row(f"S={clients} x {numel / 1e6:g}M fp32", backend_name, ms, anchor_ms, err)
+
+
+def clip_and_noise(device: torch.device) -> None:
+    _header(
+        f"clip_and_noise (clip to ||u|| <= C, add N(0, s^2) from Philox) on {device}; "
+        "anchor = vector_norm, mul, randn, add"
+    )
+    max_norm, noise_std, seed = 1.0, 0.01, 2026
+    for backend_name in kernels.available_backends("clip_and_noise", device):
+        interpreted = _interpreted(backend_name, device)
+        numel = 20_000 if interpreted else 11_000_000
+        rounds = 1 if interpreted or backend_name == "reference" else 5
+        u = torch.randn(numel, device=device)
+
+        def anchor(u=u):
+            norm = torch.linalg.vector_norm(u)
+            return u * torch.clamp(max_norm / norm, max=1.0) + noise_std * torch.randn_like(u)
+
+        with kernels.use_backend("reference"):
+            expected, _ = kernels.clip_and_noise(u, max_norm, noise_std, seed)
+        anchor_ms = _median_ms(anchor, rounds, device)
+        with kernels.use_backend(backend_name):
+            out, norm = kernels.clip_and_noise(u, max_norm, noise_std, seed)
+            ms = _median_ms(lambda u=u: kernels.clip_and_noise(u, max_norm, noise_std, seed), rounds, device)
+        # Same (seed, offset) -> the same Philox noise on every backend, up to float rounding.
+        err = ((out - expected).abs().max() / expected.abs().max()).item()
+        label = f"{numel / 1e6:g}M fp32, ||u|| = {norm.item():.0f}"
+        _print_row(label, backend_name, ms, anchor_ms, err)
+
+
+SECTIONS = (newton_schulz, adamw_step, aggregate, clip_and_noise)
+
+
+def run(device: torch.device) -> None:
+    kernels.info()
+    torch.manual_seed(0)
+    for section in SECTIONS:
+        section(device)
