@@ -8,6 +8,7 @@
 
 #include "common/dtype.h"
 #include "bind/bind.h"
+#include "cpu/adamw_step.h"
 #include "cpu/newton_schulz.h"
 
 #ifdef _OPENMP
@@ -34,6 +35,7 @@ py::dict build_info() {
   d["native"] = false;
 #endif
   d["newton_schulz_isa"] = cpu::newton_schulz_isa();
+  d["adamw_step_isa"] = cpu::adamw_step_isa();
 #if defined(__clang__)
   d["compiler"] = std::string("clang ") + __clang_version__;
 #elif defined(__GNUC__)
