@@ -12,7 +12,7 @@ namespace pykernels::cpu {
 //
 // aggregate_mean:  out[i] = sum_s w_s * x_s[i]     (numel elements, `dtype`)
 //   fp32 accumulation (fp64 for float64); 16-bit inputs rounded once on output. The elements are
-//   processed in chunks that stay in L1 while the loop runs over the clients; OpenMP over chunks.
+//   processed in blocks that stay in L2 while the clients go by, four per pass; OpenMP over blocks.
 //   Each element's sum runs over s in order, so the result does not depend on the thread count.
 //
 // aggregate_mean_of_blocks:  out[b] = sum_s w_s * mean_{i in block b} x_s[i]
