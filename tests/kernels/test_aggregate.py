@@ -76,6 +76,21 @@ def test_mean_matches_float64(backend, device, shape, S):
         check_close(out, clients, weights)
 
 
+@pytest.mark.parametrize("S", [1, 5, 7])
+def test_cpu_mean_spanning_several_blocks(S):
+    # The cpu kernel works on blocks of 65536 elements and adds clients four at a time: 131077
+    # elements cross two block boundaries into a ragged third block, and S = 5 / 7 leave one / three
+    # clients after the groups of four.
+    if "cpu" not in kernels.available_backends("aggregate", "cpu"):
+        pytest.skip("the cpu backend is not built")
+    for dtype in ALL_DTYPES:
+        clients = make_clients(S, (131_077,), dtype)
+        weights = torch.rand(S, dtype=torch.float64).add(0.05).tolist()
+        with kernels.use_backend("cpu"):
+            out = kernels.aggregate(clients, weights)
+        check_close(out, clients, weights)
+
+
 @pytest.mark.parametrize("backend, device", BACKENDS)
 def test_list_stacked_and_dict_agree(backend, device):
     clients = make_clients(4, (3, 37), torch.float32, device)
