@@ -61,6 +61,9 @@ class OpBench:
     flops: Callable[[tuple[int, ...]], float] | None = None
     flop_note: str = ""
     bytes: Callable[[tuple[int, ...], torch.dtype], float] | None = None
+    # Small cases of the same meaning: tests/benchmarks/test_gpu_bench_ops.py runs them on CPU so that
+    # a plumbing error shows up in CI, not in a GPU machine's few minutes.
+    smoke_cases: list[tuple[tuple, torch.dtype]] = field(default_factory=list)
     # name -> factory(inputs) returning a zero-arg callable, or a string saying why it is skipped.
     anchors: dict[str, Callable[[tuple], Callable[[], torch.Tensor] | str]] = field(default_factory=dict)
 
@@ -103,6 +106,7 @@ def _newton_schulz_bench() -> OpBench:
             "so a kernel that computes only half of X Xᵀ / A·A can exceed the matmul ceiling."
         ),
         anchors={"torch loop": _ns_torch_loop, "flash-muon": _ns_flash_muon},
+        smoke_cases=[((2, 32, 48), torch.float32)],
     )
 
 

@@ -19,10 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_adamw_step import NETWORKS  # noqa: E402
 
 LR, BETA1, BETA2, EPS, WD = 1e-3, 0.9, 0.999, 1e-8, 1e-2
+SHAPES = {**NETWORKS, "tiny": [(7,), (33, 5), (4, 3, 3, 3)]}  # "tiny": the CPU smoke test's case
 
 
 def _numel(network: str) -> int:
-    return sum(math.prod(s) for s in NETWORKS[network])
+    return sum(math.prod(s) for s in SHAPES[network])
 
 
 def _bytes(shape: tuple, dtype: torch.dtype) -> float:
@@ -35,7 +36,7 @@ def _bytes(shape: tuple, dtype: torch.dtype) -> float:
 
 def _make_inputs(shape: tuple, dtype: torch.dtype) -> tuple:
     network, corr = shape[0], len(shape) > 1
-    shapes = NETWORKS[network]
+    shapes = SHAPES[network]
     params = [torch.randn(s, device=DEVICE).to(dtype) for s in shapes]
     grads = [torch.randn(s, device=DEVICE).to(dtype) for s in shapes]
     exp_avgs = [torch.zeros(s, device=DEVICE) for s in shapes]
@@ -84,4 +85,5 @@ def bench() -> OpBench:
         run=_run,
         bytes=_bytes,
         anchors={"torch fused": _torch_anchor("fused"), "torch foreach": _torch_anchor("foreach")},
+        smoke_cases=[(("tiny",), torch.float32), (("tiny", "corr"), torch.float32)],
     )

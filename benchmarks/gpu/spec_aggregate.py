@@ -45,4 +45,5 @@ def bench() -> OpBench:
         # (S + 1)·N·element size: each of the S clients read once, the (N,) output written once.
         bytes=lambda shape, dtype: (shape[0] + 1) * shape[1] * torch.tensor([], dtype=dtype).element_size(),
         anchors={"torch.stack.mean": _stack_mean, "stacked.mean(0)": _stacked_mean},
+        smoke_cases=[((3, 1031), torch.float32)],
     )

@@ -38,4 +38,5 @@ def bench() -> OpBench:
         # 3 · N · element size bytes (the noise is generated in the kernel, never stored).
         bytes=lambda shape, dtype: 3.0 * shape[0] * torch.empty((), dtype=dtype).element_size(),
         anchors={"eager composition": _eager},
+        smoke_cases=[((1031,), torch.float32)],
     )
