@@ -8,6 +8,8 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 BENCH_TAG = $(eval BENCH_TAG := $$(shell $(PY) benchmarks/machine_tag.py))$(BENCH_TAG)
 BENCH_STORAGE = file://benchmarks/results/$(BENCH_TAG)
 BENCH_THRESHOLD ?= 10%
+# dev: pytest & co; recon: the NUFFT baselines the tests compare against (finufft, torchkbnufft).
+EXTRAS ?= dev,recon
 
 .PHONY: setup demo test test-fast bench bench-check lint clean
 
@@ -18,7 +20,7 @@ setup: $(STAMP)
 $(STAMP): $(SOURCES)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "torch==2.13.0"
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[$(EXTRAS)]"
 	@touch $@
 
 demo: setup

@@ -56,4 +56,6 @@ PYBIND11_MODULE(_C, m) {
   bind::bind_adamw_step(m);
   bind::bind_aggregate(m);
   bind::bind_clip_and_noise(m);
+  bind::bind_hash_grid_encode(m);
+  bind::bind_nufft(m);
 }

@@ -27,5 +27,7 @@ void bind_newton_schulz(py::module_& m);
 void bind_adamw_step(py::module_& m);
 void bind_aggregate(py::module_& m);
 void bind_clip_and_noise(py::module_& m);
+void bind_hash_grid_encode(py::module_& m);
+void bind_nufft(py::module_& m);
 
 }  // namespace pykernels::bind
