@@ -50,6 +50,8 @@ class AdamW(torch.optim.Optimizer):
         weight_decay: decoupled weight decay λ (>= 0).
         amsgrad: use the running maximum of v.
         maximize: maximize the objective.
+        foreach, fused: accepted for compatibility with torch.optim.AdamW and ignored (always fused);
+            capturable=True and differentiable=True raise ValueError.
         alpha: weight of the correction direction (FedAdamW).
         check_finite: raise ValueError when a gradient holds NaN/Inf (one sync per step).
     """
@@ -64,9 +66,21 @@ class AdamW(torch.optim.Optimizer):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
         alpha: float = 0.0,
         check_finite: bool = False,
     ) -> None:
+        # torch.optim.AdamW's keywords, so that code written for it runs unchanged: every step here is
+        # the fused multi-tensor kernel, so foreach/fused change nothing; the two modes that would need
+        # another kernel are refused rather than ignored.
+        del foreach, fused
+        if capturable:
+            raise ValueError("kernels.optim.AdamW does not support capturable=True (CUDA graph capture)")
+        if differentiable:
+            raise ValueError("kernels.optim.AdamW does not support differentiable=True")
         defaults = {
             "lr": lr,
             "betas": betas,

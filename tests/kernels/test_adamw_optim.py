@@ -223,11 +223,22 @@ def test_bf16_state_stays_fp32_through_load_state_dict():
         ({"eps": -1e-8}, "eps must be >= 0"),
         ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
         ({"alpha": math.inf}, "alpha must be a finite number"),
+        ({"capturable": True}, "does not support capturable=True"),
+        ({"differentiable": True}, "does not support differentiable=True"),
     ],
 )
 def test_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         AdamW(_params(), **kwargs)
+
+
+def test_torch_keywords_foreach_and_fused_are_accepted():
+    # Code written for torch.optim.AdamW passes these; every step here is fused already.
+    params = _params()
+    for p in params:
+        p.grad = torch.randn_like(p)
+    for kwargs in ({"foreach": True}, {"fused": True}, {"foreach": False, "fused": None}):
+        AdamW(params, lr=0.1, **kwargs).step()
 
 
 def test_bad_param_group_is_not_added():
