@@ -52,4 +52,6 @@ def test_hash_grid_encode(benchmark, size: str, provider: str, pas: str) -> None
     benchmark.extra_info.update(provider=provider, points=x.shape[0], threads=torch.get_num_threads())
     backward = pas == "fwd+bwd"
     rounds = ROUNDS.get((size, provider), 5)
-    benchmark.pedantic(_call, args=(provider, x, table, backward), rounds=rounds, iterations=1, warmup_rounds=0)
+    benchmark.pedantic(
+        _call, args=(provider, x, table, backward), rounds=rounds, iterations=1, warmup_rounds=0
+    )
