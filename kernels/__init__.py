@@ -5,7 +5,7 @@ reference and CPU C++, Triton and CUDA backends; ``kernels.info()`` prints which
 has and which each op uses by default.
 """
 
-from kernels import nvtx, profiling
+from kernels import nn, nvtx, profiling
 from kernels.backend import (
     BackendUnavailableError,
     available_backends,
@@ -13,7 +13,14 @@ from kernels.backend import (
     use_backend,
 )
 from kernels.info import info
-from kernels.ops import adamw_step, aggregate, clip_and_noise, clip_and_noise_sum, newton_schulz
+from kernels.ops import (
+    adamw_step,
+    aggregate,
+    clip_and_noise,
+    clip_and_noise_sum,
+    hash_grid_encode,
+    newton_schulz,
+)
 
 __all__ = [
     "BackendUnavailableError",
@@ -23,7 +30,9 @@ __all__ = [
     "clip_and_noise",
     "clip_and_noise_sum",
     "default_backend",
+    "hash_grid_encode",
     "info",
+    "nn",
     "newton_schulz",
     "nvtx",
     "profiling",

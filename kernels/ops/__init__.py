@@ -3,6 +3,14 @@
 from kernels.ops.adamw_step import adamw_step
 from kernels.ops.aggregate import aggregate
 from kernels.ops.clip_and_noise import clip_and_noise, clip_and_noise_sum
+from kernels.ops.hash_grid_encode import hash_grid_encode
 from kernels.ops.newton_schulz import newton_schulz
 
-__all__ = ["adamw_step", "aggregate", "clip_and_noise", "clip_and_noise_sum", "newton_schulz"]
+__all__ = [
+    "adamw_step",
+    "aggregate",
+    "clip_and_noise",
+    "clip_and_noise_sum",
+    "hash_grid_encode",
+    "newton_schulz",
+]
