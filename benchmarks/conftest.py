@@ -43,6 +43,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
         return None
     if any(fnmatch.fnmatch(file_path.name, pattern) for pattern in parent.config.getini("python_files")):
         return None
+    # A file named on the command line is already collected by pytest's python plugin.
+    if parent.session.isinitpath(file_path):
+        return None
     return pytest.Module.from_parent(parent, path=file_path)
 
 
