@@ -79,7 +79,8 @@ inline int64_t corner_index(const Level<D>& lv, const int64_t* c, int k, uint32_
   }
   uint32_t h = 0;
   for (int i = 0; i < D; ++i) h ^= static_cast<uint32_t>(c[i] + ((k >> i) & 1)) * kPrimes[i];
-  return static_cast<int64_t>(h % T);
+  // T is almost always a power of two (2^log2_hashmap_size): a mask instead of a division.
+  return static_cast<int64_t>((T & (T - 1)) == 0 ? (h & (T - 1)) : (h % T));
 }
 
 template <int D, typename A>
@@ -98,17 +99,22 @@ void forward_impl(const void* xp, const void* tp, void* op, int64_t n, int64_t l
   S* out = static_cast<S*>(op);
   const auto lvs = make_levels<D>(levels, T, resolutions);
   const uint32_t T32 = static_cast<uint32_t>(T);
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t l = 0; l < levels; ++l) {
+  // Levels outside, points inside: the threads gather from one level's table at a time (T·F
+  // entries, a few MB) instead of from all L levels at once, so the random reads hit the cache far
+  // more often (measured: 2^18 points, d=3, L=16, T=2^19, F=2, 2 cores: 213 -> 73 ms, same output bits).
+#pragma omp parallel
+  for (int64_t l = 0; l < levels; ++l) {
+    const Level<D> lv = lvs[l];
+    const S* tl = table + l * T * F;
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
       int64_t c[D];
       A w[D];
-      cell<D>(x + i * D, lvs[l].res, c, w);
-      const S* tl = table + l * T * F;
+      cell<D>(x + i * D, lv.res, c, w);
       A acc[F] = {};
       for (int k = 0; k < (1 << D); ++k) {
         const A wk = corner_weight<D>(w, k);
-        const S* row = tl + corner_index<D>(lvs[l], c, k, T32) * F;
+        const S* row = tl + corner_index<D>(lv, c, k, T32) * F;
         for (int f = 0; f < F; ++f) acc[f] += wk * Num<S>::load(row[f]);
       }
       S* o = out + (i * levels + l) * F;
