@@ -13,7 +13,20 @@ from kernels.backend import (
     use_backend,
 )
 from kernels.info import info
-from kernels.ops import adamw_step, aggregate, clip_and_noise, clip_and_noise_sum, newton_schulz
+from kernels.ops import (
+    adamw_step,
+    aggregate,
+    clip_and_noise,
+    clip_and_noise_sum,
+    density_compensation,
+    newton_schulz,
+    nufft2d_type1,
+    nufft2d_type2,
+    nufft3d_type1,
+    nufft3d_type2,
+    nufft_normal,
+    nufft_toeplitz_kernel,
+)
 
 __all__ = [
     "BackendUnavailableError",
@@ -23,8 +36,15 @@ __all__ = [
     "clip_and_noise",
     "clip_and_noise_sum",
     "default_backend",
+    "density_compensation",
     "info",
     "newton_schulz",
+    "nufft2d_type1",
+    "nufft2d_type2",
+    "nufft3d_type1",
+    "nufft3d_type2",
+    "nufft_normal",
+    "nufft_toeplitz_kernel",
     "nvtx",
     "profiling",
     "use_backend",
