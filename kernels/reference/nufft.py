@@ -25,6 +25,7 @@ coils; interpolation is the matching gather.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import numpy as np
@@ -62,7 +63,12 @@ def _kernel_ft(n: int, nf: int, w: int, beta: float) -> np.ndarray:
 
 
 def deapodization(shape, nf, w: int, beta: float, dtype: torch.dtype, device) -> Tensor:
-    """The real tensor ∏_a ψ̂(2π n_a / nf_a) of shape ``shape`` (centred modes)."""
+    """The real tensor ∏_a ψ̂(2π n_a / nf_a) of shape ``shape`` (centred modes); cached, do not modify."""
+    return _deapodization(tuple(shape), tuple(nf), w, beta, dtype, torch.device(device))
+
+
+@functools.lru_cache(maxsize=16)
+def _deapodization(shape, nf, w: int, beta: float, dtype: torch.dtype, device) -> Tensor:
     out = None
     for axis, (n, m) in enumerate(zip(shape, nf, strict=True)):
         v = torch.as_tensor(_kernel_ft(n, m, w, beta), dtype=dtype, device=device)
@@ -71,26 +77,35 @@ def deapodization(shape, nf, w: int, beta: float, dtype: torch.dtype, device) ->
     return out
 
 
-def _mode_index(shape, nf, device) -> tuple[Tensor, ...]:
-    """Broadcast index tuple: centred mode n of every axis → its fine-grid index n mod nf."""
-    d = len(shape)
-    idx = []
-    for axis, (n, m) in enumerate(zip(shape, nf, strict=True)):
-        i = (torch.arange(n, device=device) - n // 2) % m
-        idx.append(i.reshape([n if a == axis else 1 for a in range(d)]))
-    return tuple(idx)
+def _blocks(shape, nf):
+    """(image slices, fine slices) of the 2^d blocks that map centred modes n to fine index n mod nf:
+    along each axis, modes n >= 0 (image [N//2, N)) go to [0, N - N//2) and modes n < 0 (image
+    [0, N//2)) to [nf - N//2, nf)."""
+    per_axis = []
+    for n, m in zip(shape, nf, strict=True):
+        pairs = [(slice(n // 2, n), slice(0, n - n // 2))]
+        if n // 2:
+            pairs.append((slice(0, n // 2), slice(m - n // 2, m)))
+        per_axis.append(pairs)
+    for combo in itertools.product(*per_axis):
+        yield tuple(c[0] for c in combo), tuple(c[1] for c in combo)
 
 
 def to_fine(image: Tensor, nf, deap: Tensor) -> Tensor:
     """(B, C, *N) image → deapodized, zero-padded (B, C, *nf) fine grid (mode n at index n mod nf)."""
     fine = image.new_zeros(*image.shape[:2], *nf)
-    fine[(..., *_mode_index(image.shape[2:], nf, image.device))] = image / deap
+    x = image / deap
+    for src, dst in _blocks(image.shape[2:], nf):
+        fine[(..., *dst)] = x[(..., *src)]
     return fine
 
 
 def from_fine(fine: Tensor, shape, deap: Tensor) -> Tensor:
     """Adjoint of :func:`to_fine`: crop the centred modes and divide by the (real) deapodization."""
-    return fine[(..., *_mode_index(shape, fine.shape[2:], fine.device))] / deap
+    out = fine.new_empty(*fine.shape[:2], *shape)
+    for src, dst in _blocks(shape, fine.shape[2:]):
+        out[(..., *src)] = fine[(..., *dst)]
+    return out.div_(deap)
 
 
 def positions(k: Tensor, nf) -> Tensor:
