@@ -66,9 +66,14 @@ def _check_k(k: Tensor, d: int, batch: int | None, device: torch.device) -> Tens
         raise ValueError(f"k is on {k.device} but the data is on {device}")
     if torch.is_grad_enabled() and k.requires_grad:
         raise ValueError("the gradient with respect to k is not implemented: pass k.detach()")
-    if not bool(torch.isfinite(k).all()):
+    # Value checks need a host sync and are data-dependent, which torch.compile cannot trace: they are
+    # skipped while compiling, where an out-of-range k is wrapped periodically (exp(-i k·n) is
+    # 2π-periodic in k, and the fine-grid coordinate is taken modulo nf).
+    if torch.compiler.is_compiling():
+        pass
+    elif not bool(torch.isfinite(k).all()):
         raise ValueError("k contains NaN or Inf")
-    if bool((k.abs() > math.pi * (1 + 1e-6)).any()):
+    elif bool((k.abs() > math.pi * (1 + 1e-6)).any()):
         raise ValueError(
             f"k must lie in [-π, π] (radians per pixel); got values up to {k.abs().max().item():.4g}. "
             "Scale it (k_rad = 2π·k_cycles) or wrap it: torch.remainder(k + π, 2π) - π"
@@ -275,7 +280,8 @@ def nufft_toeplitz_kernel(
         raise ValueError(f"shape must have 2 or 3 entries, got {shape!r}")
     shape = _check_shape(shape, d)
     kb = _check_k(k, d, None, k.device if isinstance(k, Tensor) else torch.device("cpu"))
-    double = k.dtype == torch.float64 or (weights is not None and weights.dtype in (torch.float64, torch.complex128))
+    double_weights = weights is not None and weights.dtype in (torch.float64, torch.complex128)
+    double = k.dtype == torch.float64 or double_weights
     cdtype = torch.complex128 if double else torch.complex64
     if weights is None:
         w = torch.ones(kb.shape[0], 1, kb.shape[1], dtype=cdtype, device=kb.device)
@@ -283,7 +289,9 @@ def nufft_toeplitz_kernel(
         if not isinstance(weights, Tensor) or not (weights.is_floating_point() or weights.is_complex()):
             raise TypeError(f"weights must be a real or complex tensor, got {weights!r:.60}")
         if weights.shape not in ((kb.shape[1],), (kb.shape[0], kb.shape[1])):
-            raise ValueError(f"weights must have shape (M,) or (Bk, M) = {tuple(kb.shape[:2])}, got {tuple(weights.shape)}")
+            raise ValueError(
+                f"weights must have shape (M,) or (Bk, M) = {tuple(kb.shape[:2])}, got {tuple(weights.shape)}"
+            )
         w = weights.to(cdtype).reshape(-1, 1, kb.shape[1]).expand(kb.shape[0], 1, -1).contiguous()
     psf = torch.ops.pykernels.nufft_type1(w, kb, [2 * n for n in shape], _check_tol(tol))[:, 0]
     grid_dims = tuple(range(1, d + 1))
@@ -306,10 +314,15 @@ def nufft_normal(x: Tensor, kernel: Tensor) -> Tensor:
         raise TypeError("kernel must be the complex tensor returned by nufft_toeplitz_kernel")
     d = kernel.dim() - 1
     if d not in (2, 3) or x.dim() != d + 2:
-        raise ValueError(f"x must be (B, C, N1..N{d}) for a {d}-d kernel, got x {tuple(x.shape)}, kernel {tuple(kernel.shape)}")
+        raise ValueError(
+            f"x must be (B, C, N1..N{d}) for a {d}-d kernel, "
+            f"got x {tuple(x.shape)}, kernel {tuple(kernel.shape)}"
+        )
     shape = tuple(x.shape[2:])
     if tuple(kernel.shape[1:]) != tuple(2 * n for n in shape):
-        raise ValueError(f"kernel must have grid size 2N = {tuple(2 * n for n in shape)}, got {tuple(kernel.shape[1:])}")
+        raise ValueError(
+            f"kernel must have grid size 2N = {tuple(2 * n for n in shape)}, got {tuple(kernel.shape[1:])}"
+        )
     if kernel.shape[0] not in (1, x.shape[0]):
         raise ValueError(f"kernel has {kernel.shape[0]} trajectories but x has batch {x.shape[0]}")
     if kernel.device != x.device:
@@ -331,8 +344,10 @@ def density_compensation(k: Tensor, shape: Sequence[int], iters: int = 10, *, to
 
     w ← w / (G Gᴴ w) where Gᴴ spreads onto the fine grid with the ES kernel of accuracy ``tol`` and G
     interpolates back (J. Pipe & P. Menon, MRM 41:179, 1999). The fixed point makes G Gᴴ w flat (= 1)
-    on the samples; the result is then scaled by ψ̂(0)^{2d} / ∏nf so that a fully sampled Cartesian
-    grid gets w = 1/∏N, i.e. type1(w·type2(x)) ≈ x.
+    on the samples; the result is then scaled by ψ̂(0)^{2d} / ∏nf, the continuum normalization: for
+    dense sampling of local density ρ the weight is the k-space area per sample over (2π)^d, so
+    uniform random samples get w ≈ 1/M (tested). A Cartesian lattice at every other fine-grid point
+    gets a flat 0.86/∏N instead of 1/∏N (the lattice aliases the kernel's ψ̂(π) into the sums).
 
     Args:
         k: (M, d) or (Bk, M, d) radians in [-π, π], d = len(shape).
