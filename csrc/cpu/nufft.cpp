@@ -7,7 +7,7 @@
 //   colour are at least two tiles apart, and a tile is at least w + 4 points wide, so their padded
 //   tiles are disjoint. Colour by colour, threads take bins dynamically, spread the bin's samples for
 //   all coils into a private zeroed padded tile (contiguous, no wrap in the inner loop), then add the
-//   tile into the grid with periodic wrap. No atomics, and every grid point receives its
+//   tile into the grid with periodic wrap (tiles are coil-innermost, see tile_exchange). No atomics, and every grid point receives its
 //   contributions in a fixed order, so the result does not depend on the thread count.
 // - interp: threads take bins dynamically, copy the bin's padded tile (with wrap) out of the grid for
 //   all coils, then gather every sample's footprint from it.
@@ -143,8 +143,12 @@ inline void footprint(const double* tj, int d, int w, double beta, const Tile& t
   }
 }
 
-// Adds (acc = true) the tile into the grid, or copies (acc = false) the grid's values into the tile,
-// with periodic wrap; ncoil consecutive tiles / grids.
+// Tiles are coil-innermost: cell p of the padded tile holds the ncoil complex values at
+// buf[2 * (p * ncoil + c)], so the per-sample inner loops run over 2·ncoil contiguous values (and
+// vectorize), while the kernel weights are computed once per sample for every coil.
+//
+// Adds (acc = true) the tile into the ncoil grids, or copies (acc = false) the grids' values into
+// the tile, with periodic wrap.
 template <typename T>
 void tile_exchange(const Bins& g, const Tile& tile, T* tiles, T* grids, int64_t ncoil, bool acc) {
   int64_t idx[3][256 + 2 * kMaxW];
@@ -155,24 +159,22 @@ void tile_exchange(const Bins& g, const Tile& tile, T* tiles, T* grids, int64_t 
     }
   }
   const int64_t grid_n = g.nf[0] * g.nf[1] * g.nf[2];
-  const int64_t tile_n = tile.count();
-  for (int64_t c = 0; c < ncoil; ++c) {
-    T* tc = tiles + 2 * c * tile_n;
-    T* gc = grids + 2 * c * grid_n;
-    for (int64_t i0 = 0; i0 < tile.size[0]; ++i0) {
-      for (int64_t i1 = 0; i1 < tile.size[1]; ++i1) {
-        T* trow = tc + 2 * ((i0 * tile.size[1] + i1) * tile.size[2]);
-        T* grow = gc + 2 * ((idx[0][i0] * g.nf[1] + idx[1][i1]) * g.nf[2]);
-        const int64_t* i2 = idx[2];
+  for (int64_t i0 = 0; i0 < tile.size[0]; ++i0) {
+    for (int64_t i1 = 0; i1 < tile.size[1]; ++i1) {
+      const int64_t grow = (idx[0][i0] * g.nf[1] + idx[1][i1]) * g.nf[2];
+      T* trow = tiles + 2 * ncoil * ((i0 * tile.size[1] + i1) * tile.size[2]);
+      for (int64_t q = 0; q < tile.size[2]; ++q) {
+        T* cell = trow + 2 * ncoil * q;
+        T* gp = grids + 2 * (grow + idx[2][q]);
         if (acc) {
-          for (int64_t q = 0; q < tile.size[2]; ++q) {
-            grow[2 * i2[q]] += trow[2 * q];
-            grow[2 * i2[q] + 1] += trow[2 * q + 1];
+          for (int64_t c = 0; c < ncoil; ++c) {
+            gp[2 * c * grid_n] += cell[2 * c];
+            gp[2 * c * grid_n + 1] += cell[2 * c + 1];
           }
         } else {
-          for (int64_t q = 0; q < tile.size[2]; ++q) {
-            trow[2 * q] = grow[2 * i2[q]];
-            trow[2 * q + 1] = grow[2 * i2[q] + 1];
+          for (int64_t c = 0; c < ncoil; ++c) {
+            cell[2 * c] = gp[2 * c * grid_n];
+            cell[2 * c + 1] = gp[2 * c * grid_n + 1];
           }
         }
       }
@@ -189,6 +191,7 @@ void spread_traj(const Bins& g, const double* t, int64_t ncoil, int64_t m, int w
   const int64_t grid_n = g.nf[0] * g.nf[1] * g.nf[2];
   const int64_t nbins = g.count();
   const int w2 = d == 3 ? w : 1;
+  const int64_t nv = 2 * ncoil;
   std::vector<std::vector<int64_t>> by_colour(8);
   for (int64_t b = 0; b < nbins; ++b) {
     if (offsets[b + 1] > offsets[b]) by_colour[colour_of(g, b)].push_back(b);
@@ -196,7 +199,8 @@ void spread_traj(const Bins& g, const double* t, int64_t ncoil, int64_t m, int w
   std::memset(grids, 0, sizeof(T) * 2 * grid_n * ncoil);
 #pragma omp parallel
   {
-    std::vector<T> buf(2 * g.max_tile * ncoil);
+    std::vector<T> buf(nv * g.max_tile);
+    std::vector<T> vals(nv);
     Footprint<T> f;
     for (int colour = 0; colour < 8; ++colour) {
       const std::vector<int64_t>& bins = by_colour[colour];
@@ -205,25 +209,23 @@ void spread_traj(const Bins& g, const double* t, int64_t ncoil, int64_t m, int w
       for (int64_t ib = 0; ib < nb; ++ib) {
         const int64_t bin = bins[ib];
         const Tile tile = tile_of(g, bin);
-        const int64_t tile_n = tile.count();
-        std::fill(buf.begin(), buf.begin() + 2 * tile_n * ncoil, T(0));
+        std::fill(buf.begin(), buf.begin() + nv * tile.count(), T(0));
         for (int64_t s = offsets[bin]; s < offsets[bin + 1]; ++s) {
           const int64_t j = order[s];
           footprint(t + j * d, d, w, beta, tile, f);
           for (int64_t c = 0; c < ncoil; ++c) {
-            const T vr = samples[2 * (c * m + j)];
-            const T vi = samples[2 * (c * m + j) + 1];
-            T* tc = buf.data() + 2 * c * tile_n;
-            for (int i0 = 0; i0 < w; ++i0) {
-              for (int i1 = 0; i1 < w; ++i1) {
-                const T k01 = f.ker[0][i0] * f.ker[1][i1];
-                const T ar = k01 * vr, ai = k01 * vi;
-                T* row = tc + 2 * (((f.off[0] + i0) * tile.size[1] + f.off[1] + i1) * tile.size[2] + f.off[2]);
-                const T* k2 = f.ker[2];
-                for (int i2 = 0; i2 < w2; ++i2) {
-                  row[2 * i2] += ar * k2[i2];
-                  row[2 * i2 + 1] += ai * k2[i2];
-                }
+            vals[2 * c] = samples[2 * (c * m + j)];
+            vals[2 * c + 1] = samples[2 * (c * m + j) + 1];
+          }
+          const T* __restrict v = vals.data();
+          for (int i0 = 0; i0 < w; ++i0) {
+            for (int i1 = 0; i1 < w; ++i1) {
+              const T k01 = f.ker[0][i0] * f.ker[1][i1];
+              const int64_t base = ((f.off[0] + i0) * tile.size[1] + f.off[1] + i1) * tile.size[2] + f.off[2];
+              for (int i2 = 0; i2 < w2; ++i2) {
+                const T kk = k01 * f.ker[2][i2];
+                T* __restrict cell = buf.data() + nv * (base + i2);
+                for (int64_t q = 0; q < nv; ++q) cell[q] += kk * v[q];
               }
             }
           }
@@ -242,38 +244,36 @@ void interp_traj(const Bins& g, const double* t, int64_t ncoil, int64_t m, int w
   const int d = g.d;
   const int64_t nbins = g.count();
   const int w2 = d == 3 ? w : 1;
+  const int64_t nv = 2 * ncoil;
 #pragma omp parallel
   {
-    std::vector<T> buf(2 * g.max_tile * ncoil);
+    std::vector<T> buf(nv * g.max_tile);
+    std::vector<T> acc(nv);
     Footprint<T> f;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bin = 0; bin < nbins; ++bin) {
       if (offsets[bin + 1] == offsets[bin]) continue;
       const Tile tile = tile_of(g, bin);
-      const int64_t tile_n = tile.count();
       tile_exchange(g, tile, buf.data(), const_cast<T*>(grids), ncoil, false);
       for (int64_t s = offsets[bin]; s < offsets[bin + 1]; ++s) {
         const int64_t j = order[s];
         footprint(t + j * d, d, w, beta, tile, f);
-        for (int64_t c = 0; c < ncoil; ++c) {
-          const T* tc = buf.data() + 2 * c * tile_n;
-          T sr = 0, si = 0;
-          for (int i0 = 0; i0 < w; ++i0) {
-            for (int i1 = 0; i1 < w; ++i1) {
-              const T k01 = f.ker[0][i0] * f.ker[1][i1];
-              const T* row = tc + 2 * (((f.off[0] + i0) * tile.size[1] + f.off[1] + i1) * tile.size[2] + f.off[2]);
-              const T* k2 = f.ker[2];
-              T rr = 0, ri = 0;
-              for (int i2 = 0; i2 < w2; ++i2) {
-                rr += row[2 * i2] * k2[i2];
-                ri += row[2 * i2 + 1] * k2[i2];
-              }
-              sr += k01 * rr;
-              si += k01 * ri;
+        T* __restrict a = acc.data();
+        std::fill(acc.begin(), acc.end(), T(0));
+        for (int i0 = 0; i0 < w; ++i0) {
+          for (int i1 = 0; i1 < w; ++i1) {
+            const T k01 = f.ker[0][i0] * f.ker[1][i1];
+            const int64_t base = ((f.off[0] + i0) * tile.size[1] + f.off[1] + i1) * tile.size[2] + f.off[2];
+            for (int i2 = 0; i2 < w2; ++i2) {
+              const T kk = k01 * f.ker[2][i2];
+              const T* __restrict cell = buf.data() + nv * (base + i2);
+              for (int64_t q = 0; q < nv; ++q) a[q] += kk * cell[q];
             }
           }
-          samples[2 * (c * m + j)] = sr;
-          samples[2 * (c * m + j) + 1] = si;
+        }
+        for (int64_t c = 0; c < ncoil; ++c) {
+          samples[2 * (c * m + j)] = a[2 * c];
+          samples[2 * (c * m + j) + 1] = a[2 * c + 1];
         }
       }
     }
