@@ -79,8 +79,9 @@ def _torchkbnufft(kind: int, dtype: torch.dtype):
 
 
 def _ours(kind: int, dtype: torch.dtype, backend: str):
-    if why_unavailable("nufft", backend, "cpu") is not None:
-        pytest.skip(f"the {backend} backend of nufft is unavailable: {why_unavailable('nufft', backend, 'cpu')}")
+    reason = why_unavailable("nufft", backend, "cpu")
+    if reason is not None:
+        pytest.skip(f"the {backend} backend of nufft is unavailable: {reason}")
     k, data = _trajectory(), _data(kind, dtype)
 
     def run():

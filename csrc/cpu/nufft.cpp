@@ -143,6 +143,10 @@ inline void footprint(const double* tj, int d, int w, double beta, const Tile& t
   }
 }
 
+// Small problems (gradcheck, tests) run on one thread: waking a team costs more than the work, and
+// on a loaded machine every parallel region can stall on a descheduled thread.
+inline bool parallel_worth_it(int64_t m, int64_t ncoil) { return m * ncoil >= 4096; }
+
 // Tiles are coil-innermost: cell p of the padded tile holds the ncoil complex values at
 // buf[2 * (p * ncoil + c)], so the per-sample inner loops run over 2·ncoil contiguous values (and
 // vectorize), while the kernel weights are computed once per sample for every coil.
@@ -197,7 +201,7 @@ void spread_traj(const Bins& g, const double* t, int64_t ncoil, int64_t m, int w
     if (offsets[b + 1] > offsets[b]) by_colour[colour_of(g, b)].push_back(b);
   }
   std::memset(grids, 0, sizeof(T) * 2 * grid_n * ncoil);
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth_it(m, ncoil))
   {
     std::vector<T> buf(nv * g.max_tile);
     std::vector<T> vals(nv);
@@ -245,7 +249,7 @@ void interp_traj(const Bins& g, const double* t, int64_t ncoil, int64_t m, int w
   const int64_t nbins = g.count();
   const int w2 = d == 3 ? w : 1;
   const int64_t nv = 2 * ncoil;
-#pragma omp parallel
+#pragma omp parallel if (parallel_worth_it(m, ncoil))
   {
     std::vector<T> buf(nv * g.max_tile);
     std::vector<T> acc(nv);

@@ -4,6 +4,9 @@ the analytic Shepp–Logan k-space, Toeplitz normal op, density compensation, au
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -242,21 +245,23 @@ def test_density_compensation_cartesian_is_flat():
 # ---- autograd, opcheck, compile -------------------------------------------------------------------
 
 
+# The ops are linear and the backward is the exact adjoint at any tol, so gradcheck runs at tol=1e-3
+# (small kernel, small fine grid: fast).
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_gradcheck(backend):
     k = random_k(2, 9, 2)
     x = crandn(2, 1, 5, 4).requires_grad_()
     y = crandn(2, 1, 9).requires_grad_()
     with kernels.use_backend(backend):
-        assert torch.autograd.gradcheck(lambda v: kernels.nufft2d_type2(v, k, tol=1e-12), (x,))
-        assert torch.autograd.gradcheck(lambda v: kernels.nufft2d_type1(v, k, (5, 4), tol=1e-12), (y,))
-        assert torch.autograd.gradgradcheck(lambda v: kernels.nufft2d_type2(v, k, tol=1e-12), (x,))
+        assert torch.autograd.gradcheck(lambda v: kernels.nufft2d_type2(v, k, tol=1e-3), (x,))
+        assert torch.autograd.gradcheck(lambda v: kernels.nufft2d_type1(v, k, (5, 4), tol=1e-3), (y,))
+        assert torch.autograd.gradgradcheck(lambda v: kernels.nufft2d_type2(v, k, tol=1e-3), (x,))
 
 
 def test_gradcheck_3d():
     k = random_k(1, 7, 3)[0]
     x = crandn(1, 2, 3, 4, 3).requires_grad_()
-    assert torch.autograd.gradcheck(lambda v: kernels.nufft3d_type2(v, k, tol=1e-12), (x,))
+    assert torch.autograd.gradcheck(lambda v: kernels.nufft3d_type2(v, k, tol=1e-3), (x,))
 
 
 def test_gradient_wrt_k_raises():
@@ -344,3 +349,25 @@ def test_k_at_plus_pi_is_allowed():
     k = torch.tensor([[math.pi, 0.5]], dtype=torch.float64)
     k_neg = torch.tensor([[-math.pi, 0.5]], dtype=torch.float64)
     assert rel_err(kernels.nufft2d_type2(x, k), kernels.nufft2d_type2(x, k_neg)) <= 1e-12
+
+
+def test_cpu_spread_is_deterministic_across_thread_counts(tmp_path):
+    # No atomics: tiles are added back colour by colour in a fixed order, so the spread is bitwise
+    # the same with 1 OpenMP thread as with the default count.
+    if "cpu" not in CPU_BACKENDS:
+        pytest.skip("kernels._C not built")
+    k = radial(40, 64)
+    y = crandn(1, 3, k.shape[0], dtype=torch.complex64)
+    torch.save({"k": k, "y": y}, tmp_path / "in.pt")
+    script = (
+        "import sys, torch, kernels\n"
+        "d = torch.load(sys.argv[1])\n"
+        "with kernels.use_backend('cpu'):\n"
+        "    torch.save(kernels.nufft2d_type1(d['y'], d['k'], (64, 64)), sys.argv[2])\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "in.pt"), str(tmp_path / "out.pt")],
+                   check=True, env=env)
+    with kernels.use_backend("cpu"):
+        here = kernels.nufft2d_type1(y, k, (64, 64))
+    assert torch.equal(torch.load(tmp_path / "out.pt"), here)
