@@ -5,12 +5,28 @@ from kernels.ops.aggregate import aggregate
 from kernels.ops.clip_and_noise import clip_and_noise, clip_and_noise_sum
 from kernels.ops.hash_grid_encode import hash_grid_encode
 from kernels.ops.newton_schulz import newton_schulz
+from kernels.ops.nufft import (
+    density_compensation,
+    nufft2d_type1,
+    nufft2d_type2,
+    nufft3d_type1,
+    nufft3d_type2,
+    nufft_normal,
+    nufft_toeplitz_kernel,
+)
 
 __all__ = [
     "adamw_step",
     "aggregate",
     "clip_and_noise",
     "clip_and_noise_sum",
+    "density_compensation",
     "hash_grid_encode",
     "newton_schulz",
+    "nufft2d_type1",
+    "nufft2d_type2",
+    "nufft3d_type1",
+    "nufft3d_type2",
+    "nufft_normal",
+    "nufft_toeplitz_kernel",
 ]
