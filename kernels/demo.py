@@ -7,6 +7,7 @@ Triton without a GPU runs in its interpreter (numpy): correct and far slower, so
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -167,7 +168,79 @@ def clip_and_noise(device: torch.device) -> None:
         _print_row(label, backend_name, ms, anchor_ms, err)
 
 
-SECTIONS = (newton_schulz, adamw_step, aggregate, clip_and_noise)
+def hash_grid_encode(device: torch.device) -> None:
+    _header(
+        f"hash_grid_encode (d=3, L=16, F=2, T=2^19) forward + backward on {device}; "
+        "anchor = the pure-torch reference"
+    )
+    config = dict(n_levels=16, base_resolution=16, per_level_scale=1.5)
+    for backend_name in kernels.available_backends("hash_grid_encode", device):
+        interpreted = _interpreted(backend_name, device)
+        points = 64 if interpreted else 1 << 16
+        x = torch.rand(points, 3, device=device)
+        table = ((torch.rand(16, 1 << 19, 2, device=device) - 0.5) * 2e-4).requires_grad_(True)
+
+        def step(x=x, table=table):
+            out = kernels.hash_grid_encode(x, table, **config)
+            (grad,) = torch.autograd.grad(out, table, torch.ones_like(out))
+            return out, grad
+
+        with kernels.use_backend("reference"):
+            expected, expected_grad = step()
+            anchor_ms = _median_ms(step, 1 if interpreted else 3, device)
+        with kernels.use_backend(backend_name):
+            out, grad = step()
+            ms = _median_ms(step, 1 if interpreted else 3, device)
+        err = max(((out - expected).abs().max() / expected.abs().max()).item(),
+                  ((grad - expected_grad).abs().max() / expected_grad.abs().max()).item())
+        _print_row(f"{points:,} points", backend_name, ms, anchor_ms, err)
+
+
+def nufft(device: torch.device) -> None:
+    try:
+        import finufft
+    except ImportError:
+        finufft = None
+    anchor_name = "finufft (same threads)" if finufft is not None and device.type == "cpu" else "reference"
+    _header(f"nufft2d type 2 + type 1, tol 1e-6 on {device}; anchor = {anchor_name}")
+    n, coils, spokes, readout = 128, 4, 100, 256
+    angles = torch.arange(spokes, dtype=torch.float64) * math.pi * (math.sqrt(5) - 1) / 2  # golden angle
+    radius = torch.linspace(-math.pi, math.pi, readout + 1, dtype=torch.float64)[:-1]
+    k = torch.stack([radius[None, :] * angles.cos()[:, None], radius[None, :] * angles.sin()[:, None]], -1)
+    k = k.reshape(-1, 2).to(device)
+    image = torch.randn(1, coils, n, n, dtype=torch.complex64, device=device)
+    samples = torch.randn(1, coils, k.shape[0], dtype=torch.complex64, device=device)
+
+    def ours(image=image, samples=samples):
+        return kernels.nufft2d_type2(image, k, tol=1e-6), kernels.nufft2d_type1(samples, k, (n, n), tol=1e-6)
+
+    if anchor_name.startswith("finufft"):
+        kx, ky = (k[:, 0].float().numpy().copy(), k[:, 1].float().numpy().copy())  # fp32: complex64
+        img, smp = image[0].numpy(), samples[0].numpy()
+        threads = torch.get_num_threads()
+
+        def anchor():
+            return (finufft.nufft2d2(kx, ky, img, eps=1e-6, nthreads=threads),
+                    finufft.nufft2d1(kx, ky, smp, (n, n), eps=1e-6, nthreads=threads))
+    else:
+        def anchor():
+            with kernels.use_backend("reference"):
+                return ours()
+
+    with kernels.use_backend("reference"):
+        expected = ours()
+    anchor_ms = _median_ms(anchor, 3, device)
+    for backend_name in kernels.available_backends("nufft", device):
+        if _interpreted(backend_name, device):
+            continue  # the interpreter would take minutes at this size; tests cover it on tiny inputs
+        with kernels.use_backend(backend_name):
+            out = ours()
+            ms = _median_ms(ours, 3, device)
+        err = max(((o - e).abs().max() / e.abs().max()).item() for o, e in zip(out, expected, strict=True))
+        _print_row(f"{n}², {coils} coils, {spokes}x{readout} radial", backend_name, ms, anchor_ms, err)
+
+
+SECTIONS = (newton_schulz, adamw_step, aggregate, clip_and_noise, hash_grid_encode, nufft)
 
 
 def run(device: torch.device) -> None:
