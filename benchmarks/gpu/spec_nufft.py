@@ -54,7 +54,9 @@ def bench() -> OpBench:
     sizes = [(256, 8, 200, 512), (512, 16, 400, 1024)]
     return OpBench(
         name="nufft",
-        cases=[((kind, *s), d) for d in (torch.complex64, torch.complex128) for kind in (2, 1) for s in sizes],
+        cases=[
+            ((kind, *s), d) for d in (torch.complex64, torch.complex128) for kind in (2, 1) for s in sizes
+        ],
         make_inputs=_make_inputs,
         run=_run,
         bytes=_bytes,
