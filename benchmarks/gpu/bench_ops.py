@@ -120,7 +120,10 @@ def _from_spec_module(op: str) -> Callable[[], OpBench]:
 # Ops benchmarked, by their kernels.ops module name; each maps to the function building its OpBench.
 OPS: dict[str, Callable[[], OpBench]] = {
     "newton_schulz": _newton_schulz_bench,
-    **{op: _from_spec_module(op) for op in ("adamw_step", "aggregate", "clip_and_noise", "hash_grid_encode")},
+    **{
+        op: _from_spec_module(op)
+        for op in ("adamw_step", "aggregate", "clip_and_noise", "hash_grid_encode", "nufft")
+    },
 }
 
 

@@ -10,13 +10,19 @@ fine grid in torch, and the spreading / interpolation step on the chosen backend
 - ``cpu``: kernels._C (OpenMP; samples bin-sorted once per trajectory and the sort reused by every
   coil; spreading into private padded tiles added back colour by colour, no atomics; interpolation a
   gather parallel over tiles).
-Triton and CUDA spreading are not implemented yet (no such backend is registered).
+- ``triton``: kernels/triton/nufft.py, one program per block of samples ("GM" method, no bin sort):
+  spreading by ``tl.atomic_add`` into the fine grid, interpolation a gather;
+- ``cuda``: kernels._cuda, one thread per sample looping over its trajectory's coils, the same
+  atomicAdd spreading (fp32 / fp64 atomics) and gather interpolation.
+On a GPU the spread (type 1) adds with atomics in no fixed order, so it is not bitwise deterministic
+run to run; it matches the reference to float rounding.
 
 Default choice: ``cpu`` for CPU tensors. Measured with benchmarks/bench_nufft.py (AMD EPYC, 2 cores
 shared with other work, 2026-11-29; 256², 8 coils, 200×512 radial samples, tol 1e-6), median ms:
 complex64 type 2 / type 1: cpu 28 / 33, finufft 66 / 72, reference 345 / 206, torchkbnufft 239 / 260;
 complex128: cpu 47 / 75, finufft 39 / 37, reference 598 / 370, torchkbnufft 399 / 446.
-CUDA tensors use ``reference`` (pure torch, the only backend there) until a GPU backend lands.
+CUDA tensors: provisional order ``cuda``, then ``triton``, then ``reference``, to be re-ranked when
+benchmarks/gpu/run_all.sh runs on a GPU (benchmarks/gpu/spec_nufft.py); not measured yet.
 
 Autograd: type 2's gradient w.r.t. the image is type 1 of the incoming gradient and vice versa (the
 ops are linear and mutually adjoint); both are registered ops. The gradient w.r.t. the trajectory k is
@@ -33,14 +39,14 @@ import torch
 from torch import Tensor
 
 from kernels import backend, nvtx
-from kernels._ext import _C, DTYPE_CODES
+from kernels._ext import _C, DTYPE_CODES, _cuda
 from kernels._interop import as_tensor
 from kernels.reference import nufft as ref
 
 OP = "nufft"
 COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 
-backend.define_op(OP, preference={"cpu": ("cpu",), "cuda": ()})
+backend.define_op(OP, preference={"cpu": ("cpu",), "cuda": ("cuda", "triton")})
 
 
 # ---- validation --------------------------------------------------------------------------------
@@ -131,7 +137,8 @@ _DOC_TYPE2 = """Type-2 NUFFT (image → samples, "forward"): ``y[b, c, j] = Σ_n
             share their frame's), radians per pixel in [-π, π]; ``k[..., a]`` pairs with image axis a.
         tol: relative accuracy (sets the ES kernel width w = ⌈log10(1/tol)⌉ + 1).
 
-    Returns: (B, C, M) with image's dtype. Backends: reference, cpu. Differentiable in ``image``.
+    Returns: (B, C, M) with image's dtype. Backends: reference, cpu, triton, cuda. Differentiable in
+    ``image``.
     """
 
 _DOC_TYPE1 = """Type-1 NUFFT (samples → image), the exact adjoint of type 2:
@@ -143,7 +150,8 @@ _DOC_TYPE1 = """Type-1 NUFFT (samples → image), the exact adjoint of type 2:
         shape: the image size ({dims}); centred modes as in type 2.
         tol: relative accuracy.
 
-    Returns: (B, C, {dims}) with samples' dtype. Backends: reference, cpu. Differentiable in ``samples``.
+    Returns: (B, C, {dims}) with samples' dtype. Backends: reference, cpu, triton, cuda (type 1 on
+    triton/cuda spreads with atomics: not bitwise deterministic). Differentiable in ``samples``.
     """
 
 
@@ -255,6 +263,46 @@ def _cpu(mode: str, x: Tensor, t: Tensor, nf, w: int, beta: float) -> Tensor:
     else:
         out = x.new_empty(B, C, m)
         _C.nufft_interp(list(nf), t.data_ptr(), ntraj, ncoil, m, w, beta, x.data_ptr(), out.data_ptr(), code)
+    return out
+
+
+def _triton_unavailable() -> str | None:
+    reason = backend.triton_unavailable()
+    if reason is None:
+        try:
+            import kernels.triton.nufft  # noqa: F401
+        except Exception as exc:  # a Triton too old for the kernel fails here, not at the first call
+            return f"kernels.triton.nufft does not import ({type(exc).__name__}: {exc})"
+    return reason
+
+
+@backend.register(OP, "triton", devices=backend.triton_devices, unavailable=_triton_unavailable)
+def _triton(mode: str, x: Tensor, t: Tensor, nf, w: int, beta: float) -> Tensor:
+    from kernels.triton.nufft import gridding
+
+    return gridding(mode, x, t, nf, w, beta)
+
+
+@backend.register(OP, "cuda", devices=("cuda",), unavailable=backend.cuda_ext_unavailable)
+def _cuda_impl(mode: str, x: Tensor, t: Tensor, nf, w: int, beta: float) -> Tensor:
+    x = x.contiguous()
+    t = t.contiguous()
+    B, C = x.shape[:2]
+    ntraj, m = t.shape[0], t.shape[1]
+    ncoil = B * C // ntraj
+    code = DTYPE_CODES[x.real.dtype]
+    with torch.cuda.device(x.device):
+        stream = torch.cuda.current_stream(x.device).cuda_stream
+        if mode == "spread":
+            out = torch.zeros(B, C, *nf, dtype=x.dtype, device=x.device)
+            _cuda.nufft_spread(
+                list(nf), t.data_ptr(), ntraj, ncoil, m, w, beta, x.data_ptr(), out.data_ptr(), code, stream
+            )
+        else:
+            out = x.new_empty(B, C, m)
+            _cuda.nufft_interp(
+                list(nf), t.data_ptr(), ntraj, ncoil, m, w, beta, x.data_ptr(), out.data_ptr(), code, stream
+            )
     return out
 
 
