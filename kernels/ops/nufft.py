@@ -10,17 +10,18 @@ fine grid in torch, and the spreading / interpolation step on the chosen backend
 - ``cpu``: kernels._C (OpenMP; samples bin-sorted once per trajectory and the sort reused by every
   coil; spreading into private padded tiles added back colour by colour, no atomics; interpolation a
   gather parallel over tiles).
-- ``triton``: kernels/triton/nufft.py, one program per block of samples ("GM" method, no bin sort):
-  spreading by ``tl.atomic_add`` into the fine grid, interpolation a gather;
-- ``cuda``: kernels._cuda, one thread per sample looping over its trajectory's coils, the same
-  atomicAdd spreading (fp32 / fp64 atomics) and gather interpolation.
+- ``triton``: kernels/triton/nufft.py, one program per block of samples, the samples first sorted by
+  16-cell fine-grid tile ("GM-sort", ``_gm_sorted``): spreading by ``tl.atomic_add`` into the fine
+  grid, interpolation a gather;
+- ``cuda``: kernels._cuda, one thread per (tile-sorted) sample looping over its trajectory's coils,
+  the same atomicAdd spreading (fp32 / fp64 atomics) and gather interpolation.
 On a GPU the spread (type 1) adds with atomics in no fixed order, so it is not bitwise deterministic
 run to run; it matches the reference to float rounding.
 
-Default choice: ``cpu`` for CPU tensors. Measured with benchmarks/bench_nufft.py (AMD EPYC, 2 cores
-shared with other work, 2026-11-29; 256², 8 coils, 200×512 radial samples, tol 1e-6), median ms:
-complex64 type 2 / type 1: cpu 28 / 33, finufft 66 / 72, reference 345 / 206, torchkbnufft 239 / 260;
-complex128: cpu 47 / 75, finufft 39 / 37, reference 598 / 370, torchkbnufft 399 / 446.
+Default choice: ``cpu`` for CPU tensors. Measured with benchmarks/bench_nufft.py (make bench, AMD
+EPYC, 2 cores, 2026-11-29; 256², 8 coils, 200×512 radial samples, tol 1e-6), median ms:
+complex64 type 2 / type 1: cpu 29 / 29, finufft 69 / 70, reference 293 / 262, torchkbnufft 273 / 245;
+complex128: cpu 35 / 37, finufft 34 / 35, reference 636 / 284, torchkbnufft 414 / 445.
 CUDA tensors: provisional order ``cuda``, then ``triton``, then ``reference``, to be re-ranked when
 benchmarks/gpu/run_all.sh runs on a GPU (benchmarks/gpu/spec_nufft.py); not measured yet.
 
@@ -276,15 +277,55 @@ def _triton_unavailable() -> str | None:
     return reason
 
 
-@backend.register(OP, "triton", devices=backend.triton_devices, unavailable=_triton_unavailable)
-def _triton(mode: str, x: Tensor, t: Tensor, nf, w: int, beta: float) -> Tensor:
+GM_SORT_TILE = 16  # fine-grid cells per tile side when the GPU backends sort samples by tile
+
+
+def _gm_sorted(gridding):
+    """GPU gridding on samples sorted by fine-grid tile ("GM-sort", as cuFINUFFT): consecutive
+    programs/threads then touch neighbouring grid cells, so spreading's atomics and interpolation's
+    gathers hit the same cache lines. One stable argsort per trajectory per call; samples are permuted
+    in, and interpolated values permuted back, so the result equals the unsorted one up to the order
+    of floating-point additions."""
+
+    def run(mode: str, x: Tensor, t: Tensor, nf, w: int, beta: float) -> Tensor:
+        ntraj, m, d = t.shape
+        if m < 2:
+            return gridding(mode, x, t, nf, w, beta)
+        tiles = [max(1, -(-n // GM_SORT_TILE)) for n in nf]
+        cell = torch.floor(t / GM_SORT_TILE).long()
+        key = torch.zeros(ntraj, m, dtype=torch.long, device=t.device)
+        for a in range(d):
+            key = key * tiles[a] + torch.remainder(cell[..., a], tiles[a])
+        perm = torch.argsort(key, dim=1, stable=True)  # (ntraj, M)
+        t_sorted = torch.gather(t, 1, perm.unsqueeze(-1).expand(-1, -1, d)).contiguous()
+        B, C = x.shape[:2]
+        perm_b = perm.expand(B, m) if ntraj == 1 else perm  # ntraj is 1 or B (validated by the op)
+        index = perm_b.unsqueeze(1).expand(B, C, m)
+        if mode == "spread":
+            return gridding(mode, torch.gather(x, 2, index).contiguous(), t_sorted, nf, w, beta)
+        sorted_out = gridding(mode, x, t_sorted, nf, w, beta)
+        return torch.empty_like(sorted_out).scatter_(2, index, sorted_out)
+
+    return run
+
+
+def _triton_gridding(mode: str, x: Tensor, t: Tensor, nf, w: int, beta: float) -> Tensor:
     from kernels.triton.nufft import gridding
 
     return gridding(mode, x, t, nf, w, beta)
 
 
+@backend.register(OP, "triton", devices=backend.triton_devices, unavailable=_triton_unavailable)
+def _triton(mode: str, x: Tensor, t: Tensor, nf, w: int, beta: float) -> Tensor:
+    return _gm_sorted(_triton_gridding)(mode, x, t, nf, w, beta)
+
+
 @backend.register(OP, "cuda", devices=("cuda",), unavailable=backend.cuda_ext_unavailable)
 def _cuda_impl(mode: str, x: Tensor, t: Tensor, nf, w: int, beta: float) -> Tensor:
+    return _gm_sorted(_cuda_gridding)(mode, x, t, nf, w, beta)
+
+
+def _cuda_gridding(mode: str, x: Tensor, t: Tensor, nf, w: int, beta: float) -> Tensor:
     x = x.contiguous()
     t = t.contiguous()
     B, C = x.shape[:2]
