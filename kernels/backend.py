@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -180,6 +181,24 @@ def triton_unavailable() -> str | None:
     if not torch.cuda.is_available() and not triton_interpreting():
         return "no CUDA device is visible to torch (set TRITON_INTERPRET=1 to run Triton on CPU, slowly)"
     return None
+
+
+def triton_module_unavailable(module: str) -> Callable[[], str | None]:
+    """The probe of an op's Triton backend: Triton must be usable here (:func:`triton_unavailable`)
+    and the op's kernel module must import — a Triton too old for the kernel fails here, with the
+    reason in kernels.info(), not at the first call."""
+
+    def probe() -> str | None:
+        reason = triton_unavailable()
+        if reason is not None:
+            return reason
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            return f"{module} does not import ({type(exc).__name__}: {exc})"
+        return None
+
+    return probe
 
 
 def triton_devices() -> tuple[str, ...]:

@@ -51,6 +51,7 @@ from kernels.reference.adamw_step import bias_corrections
 OP = "adamw_step"
 
 backend.define_op(OP, preference={"cpu": ("cpu",), "cuda": ("cuda", "triton")})
+_triton_unavailable = backend.triton_module_unavailable("kernels.triton.adamw_step")
 
 TensorList = Sequence[Tensor]
 
@@ -321,16 +322,6 @@ def _tables(params, grads, exp_avgs, exp_avg_sqs, max_list, corr_list, chunk: in
     pointers = pointer_table([params, grads, exp_avgs, exp_avg_sqs, max_list, corr_list], device)
     chunks = chunk_table([t.numel() for t in params], chunk, device)
     return pointers, chunks, numel_table(params, device)
-
-
-def _triton_unavailable() -> str | None:
-    reason = backend.triton_unavailable()
-    if reason is None:
-        try:
-            import kernels.triton.adamw_step  # noqa: F401
-        except Exception as exc:  # a Triton too old for the kernel fails here, not at the first call
-            return f"kernels.triton.adamw_step does not import ({type(exc).__name__}: {exc})"
-    return reason
 
 
 @backend.register(OP, "triton", devices=backend.triton_devices, unavailable=_triton_unavailable)

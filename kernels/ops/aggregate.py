@@ -39,6 +39,7 @@ OP = "aggregate"
 REDUCTIONS = ("mean", "mean_of_blocks")
 
 backend.define_op(OP, preference={"cpu": ("cpu",), "cuda": ("cuda", "triton")})
+_triton_unavailable = backend.triton_module_unavailable("kernels.triton.aggregate")
 
 
 def aggregate(
@@ -243,16 +244,6 @@ def _cpu(clients: list[Tensor], weights: list[float], blocks: list[int] | None) 
         out = x0.new_empty((len(blocks),), dtype=accumulation_dtype(x0.dtype))
         _C.aggregate_mean_of_blocks(pointers, weights, blocks, out.data_ptr(), code)
     return out
-
-
-def _triton_unavailable() -> str | None:
-    reason = backend.triton_unavailable()
-    if reason is None:
-        try:
-            import kernels.triton.aggregate  # noqa: F401
-        except Exception as exc:  # a Triton too old for the kernel fails here, not at the first call
-            return f"kernels.triton.aggregate does not import ({type(exc).__name__}: {exc})"
-    return reason
 
 
 @backend.register(OP, "triton", devices=backend.triton_devices, unavailable=_triton_unavailable)

@@ -37,6 +37,7 @@ U64 = (1 << 64) - 1
 
 backend.define_op(OP, preference={"cpu": ("cpu",), "cuda": ("cuda", "triton")})
 backend.define_op(OP_SUM, preference={"cpu": ("cpu",), "cuda": ("cuda", "triton")})
+_triton_unavailable = backend.triton_module_unavailable("kernels.triton.clip_and_noise")
 
 
 def clip_and_noise(
@@ -348,16 +349,6 @@ class _Cpu:
             seed,
             offset,
         )
-
-
-def _triton_unavailable() -> str | None:
-    reason = backend.triton_unavailable()
-    if reason is None:
-        try:
-            import kernels.triton.clip_and_noise  # noqa: F401
-        except Exception as exc:
-            return f"kernels.triton.clip_and_noise does not import ({type(exc).__name__}: {exc})"
-    return reason
 
 
 class _Triton:

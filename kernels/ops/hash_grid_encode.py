@@ -32,6 +32,7 @@ MAX_RESOLUTION = 1 << 24  # fp32 positions x·res stop resolving cells beyond th
 TABLE_DTYPES = (torch.float32, torch.float16, torch.float64)
 
 backend.define_op(OP, preference={"cpu": ("cpu",), "cuda": ("cuda", "triton")})
+_triton_unavailable = backend.triton_module_unavailable("kernels.triton.hash_grid_encode")
 
 
 def level_resolutions(n_levels: int, base_resolution: int, per_level_scale: float) -> list[int]:
@@ -261,16 +262,6 @@ def _cuda_backward(grad_out, x, table, resolutions, need_x_grad):
             DTYPE_CODES[table.dtype], stream,
         )  # fmt: skip
     return grad_table, grad_x
-
-
-def _triton_unavailable() -> str | None:
-    reason = backend.triton_unavailable()
-    if reason is None:
-        try:
-            import kernels.triton.hash_grid_encode  # noqa: F401
-        except Exception as exc:
-            return f"kernels.triton.hash_grid_encode does not import ({type(exc).__name__}: {exc})"
-    return reason
 
 
 def _triton_forward(x, table, resolutions):

@@ -28,6 +28,7 @@ OP = "newton_schulz"
 DEFAULT_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 backend.define_op(OP, preference={"cpu": ("cpu",), "cuda": ("triton", "cuda")})
+_triton_unavailable = backend.triton_module_unavailable("kernels.triton.newton_schulz")
 
 Triple = tuple[float, float, float]
 
@@ -149,16 +150,6 @@ def _cpu(X: Tensor, triples: list[Triple], eps: float) -> Tensor:
     flat = [v for abc in triples for v in abc]
     _C.newton_schulz(X.data_ptr(), out.data_ptr(), batch, rows, cols, DTYPE_CODES[X.dtype], flat, eps)
     return out
-
-
-def _triton_unavailable() -> str | None:
-    reason = backend.triton_unavailable()
-    if reason is None:
-        try:
-            import kernels.triton.newton_schulz  # noqa: F401
-        except Exception as exc:  # a Triton too old for the kernel fails here, not at the first call
-            return f"kernels.triton.newton_schulz does not import ({type(exc).__name__}: {exc})"
-    return reason
 
 
 @backend.register(OP, "triton", devices=backend.triton_devices, unavailable=_triton_unavailable)

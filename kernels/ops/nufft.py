@@ -48,6 +48,7 @@ OP = "nufft"
 COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 
 backend.define_op(OP, preference={"cpu": ("cpu",), "cuda": ("cuda", "triton")})
+_triton_unavailable = backend.triton_module_unavailable("kernels.triton.nufft")
 
 
 # ---- validation --------------------------------------------------------------------------------
@@ -265,16 +266,6 @@ def _cpu(mode: str, x: Tensor, t: Tensor, nf, w: int, beta: float) -> Tensor:
         out = x.new_empty(B, C, m)
         _C.nufft_interp(list(nf), t.data_ptr(), ntraj, ncoil, m, w, beta, x.data_ptr(), out.data_ptr(), code)
     return out
-
-
-def _triton_unavailable() -> str | None:
-    reason = backend.triton_unavailable()
-    if reason is None:
-        try:
-            import kernels.triton.nufft  # noqa: F401
-        except Exception as exc:  # a Triton too old for the kernel fails here, not at the first call
-            return f"kernels.triton.nufft does not import ({type(exc).__name__}: {exc})"
-    return reason
 
 
 GM_SORT_TILE = 16  # fine-grid cells per tile side when the GPU backends sort samples by tile
