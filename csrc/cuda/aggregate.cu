@@ -17,6 +17,8 @@
 #include <string>
 #include <type_traits>
 
+#include "common/cuda_num.cuh"
+
 namespace pykernels::cuda {
 namespace {
 
@@ -24,37 +26,6 @@ constexpr int kThreads = 256;
 constexpr int kItems = 4;
 constexpr int kChunk = 4096;  // elements per chunk of mean_of_blocks (the Python chunk table uses it)
 constexpr int kMaxBlocks = 65535 * 16;
-
-template <typename T>
-struct Num;
-
-template <>
-struct Num<float> {
-  using Acc = float;
-  __device__ static float to(float v) { return v; }
-  __device__ static float from(float v) { return v; }
-};
-
-template <>
-struct Num<double> {
-  using Acc = double;
-  __device__ static double to(double v) { return v; }
-  __device__ static double from(double v) { return v; }
-};
-
-template <>
-struct Num<__half> {
-  using Acc = float;
-  __device__ static float to(__half v) { return __half2float(v); }
-  __device__ static __half from(float v) { return __float2half_rn(v); }
-};
-
-template <>
-struct Num<__nv_bfloat16> {
-  using Acc = float;
-  __device__ static float to(__nv_bfloat16 v) { return __bfloat162float(v); }
-  __device__ static __nv_bfloat16 from(float v) { return __float2bfloat16_rn(v); }
-};
 
 template <typename T>
 __global__ void agg_mean_kernel(const int64_t* __restrict__ table, const typename Num<T>::Acc* __restrict__ w,

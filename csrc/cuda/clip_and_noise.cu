@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/cuda_num.cuh"
 #include "common/philox.h"
 
 namespace pykernels::cuda {
@@ -17,31 +18,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kPartials = 1024;
-
-template <typename T>
-struct Num {
-  using C = float;
-  __device__ static float to(T v) { return static_cast<float>(v); }
-  __device__ static T from(float v) { return static_cast<T>(v); }
-};
-template <>
-struct Num<double> {
-  using C = double;
-  __device__ static double to(double v) { return v; }
-  __device__ static double from(double v) { return v; }
-};
-template <>
-struct Num<__half> {
-  using C = float;
-  __device__ static float to(__half v) { return __half2float(v); }
-  __device__ static __half from(float v) { return __float2half_rn(v); }
-};
-template <>
-struct Num<__nv_bfloat16> {
-  using C = float;
-  __device__ static float to(__nv_bfloat16 v) { return __bfloat162float(v); }
-  __device__ static __nv_bfloat16 from(float v) { return __float2bfloat16_rn(v); }
-};
 
 void check_launch(const char* what) {
   const cudaError_t err = cudaGetLastError();
@@ -92,7 +68,7 @@ __device__ double scale_of(double norm, double max_norm) {
 template <typename T>
 __global__ void apply_kernel(const int64_t* ptrs, const int64_t* numels, int64_t n, const double* norm,
                              double max_norm, double noise_std, uint64_t seed, uint64_t offset) {
-  using C = typename Num<T>::C;
+  using C = typename Num<T>::Acc;
   const C scale = static_cast<C>(scale_of(norm[0], max_norm));
   const C sigma = static_cast<C>(noise_std);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -125,7 +101,7 @@ __global__ void apply_kernel(const int64_t* ptrs, const int64_t* numels, int64_t
 template <typename T>
 __global__ void sum_apply_kernel(const T* x, T* out, int64_t rows, int64_t cols, const double* norms,
                                  double max_norm, double noise_std, uint64_t seed, uint64_t offset) {
-  using C = typename Num<T>::C;
+  using C = typename Num<T>::Acc;
   const C sigma = static_cast<C>(noise_std);
   const int64_t nq = (cols + 3) / 4;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;

@@ -11,6 +11,8 @@
 #include <string>
 #include <type_traits>
 
+#include "common/cuda_num.cuh"
+
 namespace pykernels::cuda {
 namespace {
 
@@ -18,19 +20,6 @@ constexpr int kThreads = 128;
 
 struct Resolutions {
   int64_t res[kHashGridMaxLevels];
-};
-
-template <typename S>
-struct Num {
-  using A = S;
-  __device__ static A load(S v) { return v; }
-  __device__ static S store(A v) { return v; }
-};
-template <>
-struct Num<__half> {
-  using A = float;
-  __device__ static float load(__half v) { return __half2float(v); }
-  __device__ static __half store(float v) { return __float2half_rn(v); }
 };
 
 template <int D, typename A>
@@ -81,9 +70,9 @@ __device__ inline A corner_weight(const A* w, int k) {
 }
 
 template <int D, int F, typename S>
-__global__ void forward_kernel(const typename Num<S>::A* __restrict__ x, const S* __restrict__ table,
+__global__ void forward_kernel(const typename Num<S>::Acc* __restrict__ x, const S* __restrict__ table,
                                S* __restrict__ out, int64_t n, int64_t levels, int64_t T, Resolutions rs) {
-  using A = typename Num<S>::A;
+  using A = typename Num<S>::Acc;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t l = blockIdx.y;
   if (i >= n) return;
@@ -101,19 +90,19 @@ __global__ void forward_kernel(const typename Num<S>::A* __restrict__ x, const S
     const A wk = corner_weight<D>(w, k);
     const S* row = tl + corner_index<D>(dense, res, c, k, static_cast<uint32_t>(T)) * F;
 #pragma unroll
-    for (int f = 0; f < F; ++f) acc[f] += wk * Num<S>::load(row[f]);
+    for (int f = 0; f < F; ++f) acc[f] += wk * Num<S>::to(row[f]);
   }
   S* o = out + (i * levels + l) * F;
 #pragma unroll
-  for (int f = 0; f < F; ++f) o[f] = Num<S>::store(acc[f]);
+  for (int f = 0; f < F; ++f) o[f] = Num<S>::from(acc[f]);
 }
 
 template <int D, int F, typename S>
-__global__ void backward_kernel(const S* __restrict__ grad_out, const typename Num<S>::A* __restrict__ x,
-                                const S* __restrict__ table, typename Num<S>::A* __restrict__ grad_table,
-                                typename Num<S>::A* __restrict__ grad_x, int64_t n, int64_t levels, int64_t T,
+__global__ void backward_kernel(const S* __restrict__ grad_out, const typename Num<S>::Acc* __restrict__ x,
+                                const S* __restrict__ table, typename Num<S>::Acc* __restrict__ grad_table,
+                                typename Num<S>::Acc* __restrict__ grad_x, int64_t n, int64_t levels, int64_t T,
                                 Resolutions rs) {
-  using A = typename Num<S>::A;
+  using A = typename Num<S>::Acc;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t l = blockIdx.y;
   if (i >= n) return;
@@ -124,7 +113,7 @@ __global__ void backward_kernel(const S* __restrict__ grad_out, const typename N
   cell<D>(x + i * D, res, c, w);
   A g[F];
 #pragma unroll
-  for (int f = 0; f < F; ++f) g[f] = Num<S>::load(grad_out[(i * levels + l) * F + f]);
+  for (int f = 0; f < F; ++f) g[f] = Num<S>::to(grad_out[(i * levels + l) * F + f]);
   A* gl = grad_table + l * T * F;
   const S* tl = table + l * T * F;
   A gx[D];
@@ -139,7 +128,7 @@ __global__ void backward_kernel(const S* __restrict__ grad_out, const typename N
     if (grad_x != nullptr) {
       A dot = A(0);
 #pragma unroll
-      for (int f = 0; f < F; ++f) dot += g[f] * Num<S>::load(tl[idx * F + f]);
+      for (int f = 0; f < F; ++f) dot += g[f] * Num<S>::to(tl[idx * F + f]);
 #pragma unroll
       for (int a = 0; a < D; ++a) {
         A dw = ((k >> a) & 1) ? A(1) : A(-1);
@@ -231,7 +220,7 @@ void hash_grid_encode_forward(const void* x, const void* table, void* out, int64
     constexpr int D = decltype(dd)::value;
     constexpr int F = decltype(ff)::value;
     using S = decltype(sv);
-    using A = typename Num<S>::A;
+    using A = typename Num<S>::Acc;
     forward_kernel<D, F, S><<<grid, kThreads, 0, s>>>(static_cast<const A*>(x), static_cast<const S*>(table),
                                                        static_cast<S*>(out), n, levels, T, rs);
   });
@@ -257,7 +246,7 @@ void hash_grid_encode_backward(const void* grad_out, const void* x, const void* 
     constexpr int D = decltype(dd)::value;
     constexpr int F = decltype(ff)::value;
     using S = decltype(sv);
-    using A = typename Num<S>::A;
+    using A = typename Num<S>::Acc;
     backward_kernel<D, F, S><<<grid, kThreads, 0, s>>>(
         static_cast<const S*>(grad_out), static_cast<const A*>(x), static_cast<const S*>(table),
         static_cast<A*>(grad_table), static_cast<A*>(grad_x), n, levels, T, rs);

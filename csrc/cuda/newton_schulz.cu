@@ -36,6 +36,8 @@
 #include <string>
 #include <type_traits>
 
+#include "common/cuda_num.cuh"
+
 namespace pykernels::cuda {
 namespace {
 
@@ -58,38 +60,7 @@ constexpr int kWLdA = kWK + 8;   // rows x K tiles (ld multiple of 8 elements, r
 constexpr int kWLdB = kTile + 8;  // K x cols tile
 constexpr int kWLdC = kTile + 4;  // fp32 accumulator staging (ld multiple of 4)
 
-// ---- number traits ------------------------------------------------------------------------------
-
-template <typename T>
-struct Num;
-
-template <>
-struct Num<float> {
-  using Acc = float;
-  __device__ static float to(float v) { return v; }
-  __device__ static float from(float v) { return v; }
-};
-
-template <>
-struct Num<double> {
-  using Acc = double;
-  __device__ static double to(double v) { return v; }
-  __device__ static double from(double v) { return v; }
-};
-
-template <>
-struct Num<__half> {
-  using Acc = float;
-  __device__ static float to(__half v) { return __half2float(v); }
-  __device__ static __half from(float v) { return __float2half_rn(v); }
-};
-
-template <>
-struct Num<__nv_bfloat16> {
-  using Acc = float;
-  __device__ static float to(__nv_bfloat16 v) { return __bfloat162float(v); }
-  __device__ static __nv_bfloat16 from(float v) { return __float2bfloat16_rn(v); }
-};
+// ---- number traits (Num<T>: common/cuda_num.cuh) ----------------------------------------------
 
 __device__ inline float acc_sqrt(float v) { return sqrtf(v); }
 __device__ inline double acc_sqrt(double v) { return sqrt(v); }
