@@ -8,8 +8,8 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 BENCH_TAG = $(eval BENCH_TAG := $$(shell $(PY) benchmarks/machine_tag.py))$(BENCH_TAG)
 BENCH_STORAGE = file://benchmarks/results/$(BENCH_TAG)
 BENCH_THRESHOLD ?= 10%
-# dev: pytest & co; recon: the NUFFT baselines the tests compare against (finufft, torchkbnufft).
-EXTRAS ?= dev,recon
+# dev: pytest & co; fed, recon, vision: what the method packages and their test baselines need.
+EXTRAS ?= dev,fed,recon,vision
 
 .PHONY: setup demo test test-fast bench bench-check lint clean
 

@@ -58,4 +58,5 @@ PYBIND11_MODULE(_C, m) {
   bind::bind_clip_and_noise(m);
   bind::bind_hash_grid_encode(m);
   bind::bind_nufft(m);
+  bind::bind_rotate_filter_bank(m);
 }

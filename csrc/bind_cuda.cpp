@@ -44,4 +44,5 @@ PYBIND11_MODULE(_cuda, m) {
   bind::bind_clip_and_noise(m);
   bind::bind_hash_grid_encode(m);
   bind::bind_nufft(m);
+  bind::bind_rotate_filter_bank(m);
 }

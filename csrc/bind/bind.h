@@ -29,5 +29,6 @@ void bind_aggregate(py::module_& m);
 void bind_clip_and_noise(py::module_& m);
 void bind_hash_grid_encode(py::module_& m);
 void bind_nufft(py::module_& m);
+void bind_rotate_filter_bank(py::module_& m);
 
 }  // namespace pykernels::bind

@@ -1,0 +1,1 @@
+"""Data loaders (real layouts from a local path) and offline generators."""

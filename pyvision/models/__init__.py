@@ -1,0 +1,1 @@
+"""Backbones written in plain torch (torchvision cannot be imported beside the CPU torch here)."""
