@@ -1,0 +1,1 @@
+"""Data: in-memory data sets and client partitions."""
