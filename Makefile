@@ -25,6 +25,8 @@ $(STAMP): $(SOURCES)
 
 demo: setup
 	$(PY) -m kernels demo
+	$(PY) -m pyfed compare --algos fedavg,fedmuon --dataset digits --clients 20 --alpha 0.1 --rounds 30 \
+		--threads 1 --target 0.85 --name demo-fedmuon-vs-fedavg --overwrite
 
 test: setup
 	$(PY) -m pytest tests
