@@ -47,6 +47,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-every", type=int)
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (cuda when available) | cpu | cuda | cuda:N")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="bracket the run for Nsight (kernels.profiling.capture; see README)",
+    )
     p.add_argument("--threads", type=int, help="torch intra-op threads (1 suits the small models)")
     p.add_argument("--name", help="run name (default: derived from the settings)")
     p.add_argument("--runs-dir", help="parent folder of run directories (runs)")
@@ -142,11 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     _add_run_options(cmp_)
     args = parser.parse_args(argv)
 
+    from kernels.profiling import capture
     from pyfed.simulator import simulate
 
     if args.command == "train":
         cfg = config_from_args(args, args.algo)
-        metrics = simulate(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+        with capture("pyfed.train", enabled=args.profile):
+            metrics = simulate(
+                cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress
+            )
         last = metrics[-1]
         print(json.dumps({k: last[k] for k in ("round", "test_acc", "train_loss", "wall_time") if k in last}))
         print(f"run directory: {Path(cfg.runs_dir) / cfg.run_name()}")
@@ -154,15 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     algos = [a.strip() for a in args.algos.split(",") if a.strip()]
     cfg = config_from_args(args, algos[0])
     out = Path(cfg.runs_dir) / (cfg.name or f"compare-{cfg.dataset}-{cfg.model}-a{cfg.alpha}-s{cfg.seed}")
-    table = compare(
-        cfg,
-        algos,
-        target=args.target,
-        out_dir=out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-    )
+    with capture("pyfed.compare", enabled=args.profile):
+        table = compare(
+            cfg,
+            algos,
+            target=args.target,
+            out_dir=out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
     print(table)
     print(f"plot and table: {out}/compare.png, {out}/compare.md")
     return 0

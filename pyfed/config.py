@@ -34,6 +34,7 @@ class FedConfig:
     eval_every: int = 1
     checkpoint_every: int = 10
     seed: int = 0
+    device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
     threads: int | None = None  # torch intra-op threads (None: torch's default); 1 suits tiny models
     name: str | None = None
     runs_dir: str = "runs"

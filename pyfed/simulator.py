@@ -62,6 +62,7 @@ def _batches(
         order = idx_t[torch.randperm(len(idx_t), generator=g)]
         for start in range(0, len(order), batch_size):
             b = order[start : start + batch_size]
+            b = b.to(data.x_train.device)
             x = data.x_train[b]
             if data.augment:
                 x = augment(x, g)
@@ -88,8 +89,10 @@ def build_federation(cfg: FedConfig) -> Federation:
     clients = [
         Client(id=i, batches=lambda: iter(()), num_examples=len(s.train)) for i, s in enumerate(splits)
     ]
-    model = build_model(cfg.model, data.input_shape, data.num_classes)
-    eval_model = build_model(cfg.model, data.input_shape, data.num_classes)
+    device = resolve_device(cfg.device)
+    data.to(device)
+    model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
+    eval_model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
     algo = make_algorithm(cfg.algo, **cfg.algo_args)
     base_lr = cfg.lr if cfg.lr is not None else algo.default_lr
     return Federation(
@@ -103,6 +106,16 @@ def build_federation(cfg: FedConfig) -> Federation:
         algo,
         base_lr,
     )
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "auto" → cuda when available, else cpu; anything else is passed to torch.device (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA GPU")
+    return dev
 
 
 @torch.no_grad()
@@ -139,7 +152,7 @@ def simulate(
     client_states: dict[int, dict[str, Any]] = {c.id: {} for c in fed.clients}
     start, elapsed = 0, 0.0
     if resume and run.has_checkpoint():
-        ckpt = run.load_checkpoint()
+        ckpt = run.load_checkpoint(device=fed.data.x_train.device)
         state, start = ckpt["state"], int(ckpt["round"])
         client_states = {int(k): v for k, v in ckpt["clients"].items()}
         restore_rng(ckpt["rng"], {"sampler": sampler})
@@ -223,8 +236,9 @@ def _one_round(fed: Federation, state, client_states, sampler, round_: int) -> d
             )
             idx = np.concatenate([t for t in fed.client_test if len(t)]) if fed.client_test else np.array([])
             if len(idx):
+                ti = torch.from_numpy(idx).to(fed.data.x_train.device)
                 record["client_test_acc"], _ = evaluate(
-                    fed.eval_model, fed.data.x_train[idx], fed.data.y_train[idx]
+                    fed.eval_model, fed.data.x_train[ti], fed.data.y_train[ti]
                 )
     return record
 

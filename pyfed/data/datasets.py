@@ -36,6 +36,11 @@ class Dataset:
     num_classes: int
     augment: bool  # random crop + flip on training batches
 
+    def to(self, device: torch.device | str) -> Dataset:
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
@@ -149,7 +154,8 @@ def _cifar(name: str, data_dir: Path) -> Dataset:
 
 
 def augment(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor:
-    """Random crop (zero padding ``pad``) and horizontal flip, per example, drawn from ``generator``."""
+    """Random crop (zero padding ``pad``) and horizontal flip, per example, drawn from ``generator`` (a CPU
+    generator: the draws are the same whichever device ``x`` is on)."""
     n, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
@@ -159,5 +165,6 @@ def augment(x: Tensor, generator: torch.Generator, pad: int = 4) -> Tensor:
     cols = dx.view(n, 1) + torch.arange(w).view(1, w)  # (n, w)
     cols = torch.where(flip.view(n, 1), cols.flip(1), cols)
     idx_n = torch.arange(n).view(n, 1, 1)
-    out = padded.permute(0, 2, 3, 1)[idx_n, rows.view(n, h, 1), cols.view(n, 1, w)]  # (n, h, w, C)
+    dev = x.device
+    out = padded.permute(0, 2, 3, 1)[idx_n.to(dev), rows.view(n, h, 1).to(dev), cols.view(n, 1, w).to(dev)]
     return out.permute(0, 3, 1, 2).contiguous()

@@ -170,3 +170,20 @@ def test_lora_round_moves_only_adapters(tmp_path):
     for n, p in model.named_parameters():
         if n in frozen:
             assert torch.equal(p, frozen[n])
+
+
+@pytest.mark.cuda
+def test_simulator_on_gpu_matches_cpu_bytes_and_learns(tmp_path):
+    cfg = FedConfig(algo="fedmuon", rounds=3, runs_dir=str(tmp_path), **SMALL)
+    gpu = sim.simulate(cfg.replace(name="gpu", device="cuda"), progress=False)
+    cpu = sim.simulate(cfg.replace(name="cpu", device="cpu"), progress=False)
+    assert [m["bytes_up"] for m in gpu] == [m["bytes_up"] for m in cpu]
+    assert [m["clients"] for m in gpu] == [m["clients"] for m in cpu]
+    assert gpu[-1]["test_acc"] > 0.2
+
+
+def test_device_errors():
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            sim.resolve_device("cuda")
+    assert sim.resolve_device("cpu").type == "cpu"
