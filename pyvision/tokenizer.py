@@ -26,8 +26,10 @@ import torch
 try:
     import regex as _re
 
-    _PATTERN = (r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|"""
-                r"""[^\s\p{L}\p{N}]+""")
+    _PATTERN = (
+        r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|"""
+        r"""[^\s\p{L}\p{N}]+"""
+    )
 except ImportError:  # pragma: no cover - depends on the environment
     import re as _re
 
@@ -47,8 +49,11 @@ def _byte_to_unicode() -> dict[int, str]:
     """A reversible map from the 256 byte values onto printable unicode characters: printable Latin-1
     bytes map to themselves, the others to code points from 256 on, in byte order. The dict's order
     (printable bytes first, then the others) is the order of the first 256 vocabulary entries."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
+    keep = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     table = {b: chr(b) for b in keep}
     rest = [b for b in range(256) if b not in table]
     table.update({b: chr(256 + n) for n, b in enumerate(rest)})
@@ -80,8 +85,9 @@ class SimpleTokenizer:
         if context_length < 2:
             raise ValueError(f"context_length must be >= 2 (start and end tokens), got {context_length}")
         self.context_length = context_length
-        lines = gzip.open(path).read().decode("utf-8").split("\n")
-        merges = [tuple(line.split()) for line in lines[1:_VOCAB_SIZE - 256 * 2 - 2 + 1]]
+        with gzip.open(path) as f:
+            lines = f.read().decode("utf-8").split("\n")
+        merges = [tuple(line.split()) for line in lines[1 : _VOCAB_SIZE - 256 * 2 - 2 + 1]]
         chars = list(_byte_to_unicode().values())
         vocab = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges]
         vocab += ["<|startoftext|>", "<|endoftext|>"]
@@ -131,8 +137,9 @@ class SimpleTokenizer:
 
     def decode(self, ids: list[int]) -> str:
         text = "".join(self.decoder[int(i)] for i in ids)
-        raw = bytearray(self._byte_dec[c] for c in text.replace("<|startoftext|>", "").replace(
-            "<|endoftext|>", ""))
+        raw = bytearray(
+            self._byte_dec[c] for c in text.replace("<|startoftext|>", "").replace("<|endoftext|>", "")
+        )
         return raw.decode("utf-8", errors="replace").replace("</w>", " ").strip()
 
     def __call__(self, texts: str | list[str]) -> torch.Tensor:
@@ -142,7 +149,7 @@ class SimpleTokenizer:
         for row, text in enumerate(texts):
             ids = [self.sot] + self.encode(text) + [self.eot]
             if len(ids) > self.context_length:
-                ids = ids[:self.context_length]
+                ids = ids[: self.context_length]
                 ids[-1] = self.eot
-            out[row, :len(ids)] = torch.tensor(ids)
+            out[row, : len(ids)] = torch.tensor(ids)
         return out

@@ -34,23 +34,40 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DISTORTIONS", "LAYOUTS", "SyntheticVQA", "SyntheticVQAConfig", "VQARecord", "make_synthetic_vqa",
-           "normalize_frames", "read_video", "read_vqa_records", "split_by_source"]
+__all__ = [
+    "DISTORTIONS",
+    "LAYOUTS",
+    "SyntheticVQA",
+    "SyntheticVQAConfig",
+    "VQARecord",
+    "make_synthetic_vqa",
+    "normalize_frames",
+    "read_video",
+    "read_vqa_records",
+    "split_by_source",
+]
 
 DISTORTIONS = ("blur", "noise", "jpeg", "stutter", "exposure")
 MOS_WEIGHTS = (1.2, 1.0, 0.8, 0.6, 0.8)
 
 LAYOUTS = {
-    "konvid": {"table": "KoNViD_1k_mos.csv", "name": "flickr_id", "mos": "mos", "dir": "KoNViD_1k_videos",
-               "ext": ".mp4"},
+    "konvid": {
+        "table": "KoNViD_1k_mos.csv",
+        "name": "flickr_id",
+        "mos": "mos",
+        "dir": "KoNViD_1k_videos",
+        "ext": ".mp4",
+    },
     "lsvq": {"table": "LSVQ_whole_train.csv", "name": "name", "mos": "mos", "dir": "", "ext": ".mp4"},
     "live-vqc": {"table": "labels.txt", "dir": "", "ext": ""},
     "youtube-ugc": {"table": "labels.txt", "dir": "", "ext": ""},
 }
 
 # Per-channel normalisation the backbones were trained with.
-NORMALIZATION = {"clip": ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
-                 "pe": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+NORMALIZATION = {
+    "clip": ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+    "pe": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
 
 
 @dataclass
@@ -59,8 +76,9 @@ class VQARecord:
     mos: float
 
 
-def read_vqa_records(root: str | os.PathLike, dataset: str, table: str | None = None,
-                     check_files: bool = True) -> list[VQARecord]:
+def read_vqa_records(
+    root: str | os.PathLike, dataset: str, table: str | None = None, check_files: bool = True
+) -> list[VQARecord]:
     """The (video path, MOS) pairs of a dataset folder in one of ``LAYOUTS``."""
     if dataset not in LAYOUTS:
         raise ValueError(f"dataset must be one of {sorted(LAYOUTS)}, got {dataset!r}")
@@ -76,9 +94,15 @@ def read_vqa_records(root: str | os.PathLike, dataset: str, table: str | None = 
         with open(table_path, newline="") as f:
             reader = csv.DictReader(f)
             name_col, mos_col = layout.get("name", "name"), layout.get("mos", "mos")
-            if reader.fieldnames is None or name_col not in reader.fieldnames or mos_col not in reader.fieldnames:
-                raise ValueError(f"{str(table_path)!r} must have columns {name_col!r} and {mos_col!r}, "
-                                 f"has {reader.fieldnames}")
+            if (
+                reader.fieldnames is None
+                or name_col not in reader.fieldnames
+                or mos_col not in reader.fieldnames
+            ):
+                raise ValueError(
+                    f"{str(table_path)!r} must have columns {name_col!r} and {mos_col!r}, "
+                    f"has {reader.fieldnames}"
+                )
             for row in reader:
                 name = row[name_col].strip()
                 records.append(VQARecord(root / layout["dir"] / (name + layout["ext"]), float(row[mos_col])))
@@ -88,19 +112,23 @@ def read_vqa_records(root: str | os.PathLike, dataset: str, table: str | None = 
                 continue
             fields = [x.strip() for x in line.split(",")]
             if len(fields) not in (2, 4):
-                raise ValueError(f"{table_path}:{n}: expected 'filename, duration, fps, mos' or "
-                                 f"'filename, mos', got {len(fields)} fields")
+                raise ValueError(
+                    f"{table_path}:{n}: expected 'filename, duration, fps, mos' or "
+                    f"'filename, mos', got {len(fields)} fields"
+                )
             records.append(VQARecord(root / layout["dir"] / fields[0], float(fields[-1])))
     if check_files:
         missing = [str(r.path) for r in records if not r.path.is_file()]
         if missing:
-            raise FileNotFoundError(f"{len(missing)} video(s) listed in {str(table_path)!r} do not exist, "
-                                    f"e.g. {missing[0]!r}")
+            raise FileNotFoundError(
+                f"{len(missing)} video(s) listed in {str(table_path)!r} do not exist, e.g. {missing[0]!r}"
+            )
     return records
 
 
-def read_video(path: str | os.PathLike, size: int | tuple[int, int] | None = None,
-               max_frames: int | None = None) -> np.ndarray:
+def read_video(
+    path: str | os.PathLike, size: int | tuple[int, int] | None = None, max_frames: int | None = None
+) -> np.ndarray:
     """Every frame of a video file, (T, H, W, 3) uint8 RGB, decoded with PyAV; ``size`` (side or (H, W))
     resizes each frame (squashing, as the Q-CLIP release does)."""
     import av
@@ -147,10 +175,10 @@ class SyntheticVQAConfig:
 
 @dataclass
 class SyntheticVQA:
-    videos: torch.Tensor      # (N, T, H, W, 3) uint8
-    mos: torch.Tensor         # (N,) float32 in [1, 5]
-    source: torch.Tensor      # (N,) int64: which photo
-    strengths: torch.Tensor   # (N, 5) float32, 0 where a distortion is off (order: DISTORTIONS)
+    videos: torch.Tensor  # (N, T, H, W, 3) uint8
+    mos: torch.Tensor  # (N,) float32 in [1, 5]
+    source: torch.Tensor  # (N,) int64: which photo
+    strengths: torch.Tensor  # (N, 5) float32, 0 where a distortion is off (order: DISTORTIONS)
 
     def __len__(self) -> int:
         return self.videos.shape[0]
@@ -160,8 +188,24 @@ def _photos() -> list[np.ndarray]:
     from skimage import data
 
     out = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "hubble_deep_field",
-                 "immunohistochemistry", "horse", "moon", "page", "text", "clock", "brick", "grass", "gravel"):
+    for name in (
+        "astronaut",
+        "coffee",
+        "chelsea",
+        "rocket",
+        "camera",
+        "coins",
+        "hubble_deep_field",
+        "immunohistochemistry",
+        "horse",
+        "moon",
+        "page",
+        "text",
+        "clock",
+        "brick",
+        "grass",
+        "gravel",
+    ):
         try:
             img = np.asarray(getattr(data, name)())
         except Exception:  # noqa: BLE001 - a photo that needs a download is skipped
@@ -179,6 +223,17 @@ def mos_from_strengths(strengths: np.ndarray) -> np.ndarray:
     return 1 + 4 * np.exp(-(np.asarray(strengths) @ np.asarray(MOS_WEIGHTS)))
 
 
+def _shrink(photo: np.ndarray, min_side: int) -> np.ndarray:
+    """Resize once so that the panning window is about twice the clip size (cheap per-frame resizes)."""
+    from PIL import Image
+
+    h, w = photo.shape[:2]
+    scale = min_side / min(h, w)
+    if scale >= 1:
+        return photo
+    return np.asarray(Image.fromarray(photo).resize((round(w * scale), round(h * scale)), Image.LANCZOS))
+
+
 def _pan_clip(photo: np.ndarray, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
     h, w = photo.shape[:2]
     side = int(0.6 * min(h, w))
@@ -187,7 +242,7 @@ def _pan_clip(photo: np.ndarray, frames: int, size: int, rng: np.random.Generato
     crops = []
     for t in np.linspace(0, 1, frames):
         y, x = (start + t * (end - start)).astype(int)
-        crops.append(photo[y:y + side, x:x + side])
+        crops.append(photo[y : y + side, x : x + side])
     x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
     x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x.clamp(0, 255).round().byte().permute(0, 2, 3, 1).numpy()
@@ -227,9 +282,12 @@ def make_synthetic_vqa(config: SyntheticVQAConfig | None = None) -> SyntheticVQA
         raise ValueError(f"synthetic VQA needs frames >= 2, size >= 8 and at least one clip, got {cfg}")
     photos = _photos()
     if cfg.n_sources > len(photos):
-        raise ValueError(f"n_sources={cfg.n_sources}, but scikit-image bundles {len(photos)} usable photos here")
+        raise ValueError(
+            f"n_sources={cfg.n_sources}, but scikit-image bundles {len(photos)} usable photos here"
+        )
     rng = np.random.default_rng(cfg.seed)
     videos, strengths, sources = [], [], []
+    photos = [_shrink(p, int(np.ceil(2 * cfg.size / 0.6))) for p in photos[: cfg.n_sources]]
     for src in range(cfg.n_sources):
         for _ in range(cfg.clips_per_source):
             s = rng.uniform(0, 1, len(DISTORTIONS)) * (rng.random(len(DISTORTIONS)) < 0.5)
@@ -239,12 +297,17 @@ def make_synthetic_vqa(config: SyntheticVQAConfig | None = None) -> SyntheticVQA
             sources.append(src)
     strengths = np.asarray(strengths, dtype=np.float32)
     mos = np.clip(mos_from_strengths(strengths) + rng.normal(0, cfg.rater_noise, len(strengths)), 1, 5)
-    return SyntheticVQA(torch.from_numpy(np.stack(videos)), torch.tensor(mos, dtype=torch.float32),
-                        torch.tensor(sources), torch.from_numpy(strengths))
+    return SyntheticVQA(
+        torch.from_numpy(np.stack(videos)),
+        torch.tensor(mos, dtype=torch.float32),
+        torch.tensor(sources),
+        torch.from_numpy(strengths),
+    )
 
 
-def split_by_source(source: torch.Tensor | np.ndarray, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_by_source(
+    source: torch.Tensor | np.ndarray, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices of train / val / test items, whole sources to one split (each split gets >= 1 source
     when there are >= 3)."""
     source = np.asarray(source)
@@ -254,5 +317,5 @@ def split_by_source(source: torch.Tensor | np.ndarray, fractions: tuple[float, f
         raise ValueError(f"a three-way split by source needs >= 3 sources, got {n}")
     n_train = max(1, min(n - 2, int(round(fractions[0] * n))))
     n_val = max(1, min(n - n_train - 1, int(round(fractions[1] * n))))
-    groups = (ids[:n_train], ids[n_train:n_train + n_val], ids[n_train + n_val:])
+    groups = (ids[:n_train], ids[n_train : n_train + n_val], ids[n_train + n_val :])
     return tuple(np.flatnonzero(np.isin(source, g)) for g in groups)

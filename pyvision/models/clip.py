@@ -34,8 +34,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CLIP", "CLIP_PRESETS", "CLIPConfig", "TextConfig", "VisionConfig", "clip_config_from_state_dict",
-           "load_clip_checkpoint", "read_clip_state_dict"]
+__all__ = [
+    "CLIP",
+    "CLIP_PRESETS",
+    "CLIPConfig",
+    "TextConfig",
+    "VisionConfig",
+    "clip_config_from_state_dict",
+    "load_clip_checkpoint",
+    "read_clip_state_dict",
+]
 
 BlockHook = Callable[[int, torch.Tensor], torch.Tensor]
 
@@ -49,10 +57,10 @@ class VisionConfig:
     heads: int = 12
     mlp_ratio: float = 4.0
     output_dim: int = 512
-    act: str = "quick_gelu"          # OpenAI: QuickGELU; open_clip (LAION) and PE: "gelu"
-    pool: str = "tok"                # "tok": class token (OpenAI); "attn": attention pooling (PE)
-    rope2d: bool = False             # PE: 2-D rotary position embedding in every block
-    layer_scale: bool = False        # ls_1/ls_2 gammas (PE-G, not PE-Core-L)
+    act: str = "quick_gelu"  # OpenAI: QuickGELU; open_clip (LAION) and PE: "gelu"
+    pool: str = "tok"  # "tok": class token (OpenAI); "attn": attention pooling (PE)
+    rope2d: bool = False  # PE: 2-D rotary position embedding in every block
+    layer_scale: bool = False  # ls_1/ls_2 gammas (PE-G, not PE-Core-L)
     attn_pool_heads: int = 8
 
 
@@ -77,17 +85,23 @@ class CLIPConfig:
 CLIP_PRESETS: dict[str, CLIPConfig] = {
     # Tests and CPU runs: 32x32 images, 4 layers of width 64 in both towers (Q-CLIP shares adapters
     # between towers, which needs equal widths).
-    "tiny": CLIPConfig(VisionConfig(32, 8, 64, 4, 4, 4.0, 64, "gelu"),
-                       TextConfig(16, 49408, 64, 4, 4, 4.0, 64, "gelu")),
+    "tiny": CLIPConfig(
+        VisionConfig(32, 8, 64, 4, 4, 4.0, 64, "gelu"), TextConfig(16, 49408, 64, 4, 4, 4.0, 64, "gelu")
+    ),
     "ViT-B-32": CLIPConfig(VisionConfig(224, 32, 768, 12, 12, 4.0, 512), TextConfig()),
     "ViT-B-16": CLIPConfig(VisionConfig(224, 16, 768, 12, 12, 4.0, 512), TextConfig()),
-    "ViT-L-14": CLIPConfig(VisionConfig(224, 14, 1024, 24, 16, 4.0, 768),
-                           TextConfig(77, 49408, 768, 12, 12, 4.0, 768)),
+    "ViT-L-14": CLIPConfig(
+        VisionConfig(224, 14, 1024, 24, 16, 4.0, 768), TextConfig(77, 49408, 768, 12, 12, 4.0, 768)
+    ),
     # The backbone Q-CLIP releases: PE-Core-L14-336 (vision and text both 1024 wide, 24 layers).
-    "PE-Core-L14-336": CLIPConfig(VisionConfig(336, 14, 1024, 24, 16, 4.0, 1024, "gelu", "attn", True),
-                                  TextConfig(32, 49408, 1024, 16, 24, 4.0, 1024, "gelu")),
-    "PE-Core-B16-224": CLIPConfig(VisionConfig(224, 16, 768, 12, 12, 4.0, 1024, "gelu", "attn", True),
-                                  TextConfig(32, 49408, 1024, 16, 24, 4.0, 1024, "gelu")),
+    "PE-Core-L14-336": CLIPConfig(
+        VisionConfig(336, 14, 1024, 24, 16, 4.0, 1024, "gelu", "attn", True),
+        TextConfig(32, 49408, 1024, 16, 24, 4.0, 1024, "gelu"),
+    ),
+    "PE-Core-B16-224": CLIPConfig(
+        VisionConfig(224, 16, 768, 12, 12, 4.0, 1024, "gelu", "attn", True),
+        TextConfig(32, 49408, 1024, 16, 24, 4.0, 1024, "gelu"),
+    ),
 }
 
 
@@ -119,8 +133,13 @@ class Attention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, x: torch.Tensor, kv: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                rope: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        rope: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)
         b_q, b_k, b_v = self.in_proj_bias.chunk(3)
         kv = x if kv is None else kv
@@ -143,8 +162,14 @@ def _apply_rope(t: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     return t * angles.cos().to(t.dtype) + _rotate_pairs(t) * angles.sin().to(t.dtype)
 
 
-def rope2d_angles(grid_h: int, grid_w: int, head_dim: int, cls_token: bool, theta: float = 10000.0,
-                  device: torch.device | None = None) -> torch.Tensor:
+def rope2d_angles(
+    grid_h: int,
+    grid_w: int,
+    head_dim: int,
+    cls_token: bool,
+    theta: float = 10000.0,
+    device: torch.device | None = None,
+) -> torch.Tensor:
     """PE's 2-D RoPE angles, (grid_h·grid_w [+1], head_dim).
 
     Half of each head's channels rotate with the column x, half with the row y: with d = head_dim/2 and
@@ -193,21 +218,29 @@ class ResidualAttentionBlock(nn.Module):
         self.ls_1 = LayerScale(width) if layer_scale else nn.Identity()
         self.ls_2 = LayerScale(width) if layer_scale else nn.Identity()
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                rope: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, rope: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = x + self.ls_1(self.attn(self.ln_1(x), mask=mask, rope=rope))
         return x + self.ls_2(self.mlp(self.ln_2(x)))
 
 
 class Transformer(nn.Module):
-    def __init__(self, width: int, layers: int, heads: int, mlp_ratio: float, act: str,
-                 layer_scale: bool = False):
+    def __init__(
+        self, width: int, layers: int, heads: int, mlp_ratio: float, act: str, layer_scale: bool = False
+    ):
         super().__init__()
-        self.resblocks = nn.ModuleList(ResidualAttentionBlock(width, heads, mlp_ratio, act, layer_scale)
-                                       for _ in range(layers))
+        self.resblocks = nn.ModuleList(
+            ResidualAttentionBlock(width, heads, mlp_ratio, act, layer_scale) for _ in range(layers)
+        )
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, rope: torch.Tensor | None = None,
-                after_block: BlockHook | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        rope: torch.Tensor | None = None,
+        after_block: BlockHook | None = None,
+    ) -> torch.Tensor:
         for i, block in enumerate(self.resblocks):
             x = block(x, mask=mask, rope=rope)
             if after_block is not None:
@@ -243,10 +276,10 @@ class VisionTransformer(nn.Module):
         self.cfg = cfg
         w = cfg.width
         self.conv1 = nn.Conv2d(3, w, cfg.patch_size, cfg.patch_size, bias=False)
-        scale = w ** -0.5
+        scale = w**-0.5
         self.grid = cfg.image_size // cfg.patch_size
         self.class_embedding = nn.Parameter(scale * torch.randn(w))
-        self.positional_embedding = nn.Parameter(scale * torch.randn(self.grid ** 2 + 1, w))
+        self.positional_embedding = nn.Parameter(scale * torch.randn(self.grid**2 + 1, w))
         self.ln_pre = nn.LayerNorm(w)
         self.transformer = Transformer(w, cfg.layers, cfg.heads, cfg.mlp_ratio, cfg.act, cfg.layer_scale)
         self.ln_post = nn.LayerNorm(w)
@@ -264,8 +297,9 @@ class VisionTransformer(nn.Module):
         grid = F.interpolate(grid, size=(gh, gw), mode="bilinear", align_corners=False)
         return torch.cat([pos[:1], grid.permute(0, 2, 3, 1).reshape(gh * gw, -1)])
 
-    def forward(self, images: torch.Tensor, after_block: BlockHook | None = None,
-                project: bool = True) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, after_block: BlockHook | None = None, project: bool = True
+    ) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
         p = self.cfg.patch_size
@@ -302,30 +336,40 @@ class CLIP(nn.Module):
         self.positional_embedding = nn.Parameter(0.01 * torch.randn(t.context_length, t.width))
         self.transformer = Transformer(t.width, t.layers, t.heads, t.mlp_ratio, t.act)
         self.ln_final = nn.LayerNorm(t.width)
-        self.text_projection = nn.Parameter(t.width ** -0.5 * torch.randn(t.width, t.output_dim))
+        self.text_projection = nn.Parameter(t.width**-0.5 * torch.randn(t.width, t.output_dim))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         nn.init.normal_(self.token_embedding.weight, std=0.02)
-        self.register_buffer("causal_mask", torch.full((t.context_length,) * 2, float("-inf")).triu(1),
-                             persistent=False)
+        self.register_buffer(
+            "causal_mask", torch.full((t.context_length,) * 2, float("-inf")).triu(1), persistent=False
+        )
 
     def encode_image(self, images: torch.Tensor, **kw) -> torch.Tensor:
         return self.visual(images, **kw)
 
-    def encode_text(self, tokens: torch.Tensor, embeddings: torch.Tensor | None = None,
-                    after_block: BlockHook | None = None, project: bool = True) -> torch.Tensor:
+    def encode_text(
+        self,
+        tokens: torch.Tensor,
+        embeddings: torch.Tensor | None = None,
+        after_block: BlockHook | None = None,
+        project: bool = True,
+    ) -> torch.Tensor:
         """(N, L) token ids → (N, output_dim). ``embeddings`` (N, L, width) replaces the token embedding
         lookup (learned prompt context); ``tokens`` still locates the end token (its argmax), where the
         feature is pooled."""
         if tokens.dim() != 2 or tokens.dtype != torch.long:
-            raise ValueError(f"tokens must be a (N, L) int64 tensor, got {tuple(tokens.shape)} {tokens.dtype}")
+            raise ValueError(
+                f"tokens must be a (N, L) int64 tensor, got {tuple(tokens.shape)} {tokens.dtype}"
+            )
         n, seq = tokens.shape
         if seq > self.config.text.context_length:
-            raise ValueError(f"tokens hold {seq} positions, the context length is "
-                             f"{self.config.text.context_length}")
+            raise ValueError(
+                f"tokens hold {seq} positions, the context length is {self.config.text.context_length}"
+            )
         x = self.token_embedding(tokens) if embeddings is None else embeddings
         x = x + self.positional_embedding[:seq].to(x.dtype)
-        x = self.ln_final(self.transformer(x, mask=self.causal_mask[:seq, :seq].to(x.dtype),
-                                           after_block=after_block))
+        x = self.ln_final(
+            self.transformer(x, mask=self.causal_mask[:seq, :seq].to(x.dtype), after_block=after_block)
+        )
         pooled = x[torch.arange(n, device=x.device), tokens.argmax(-1)]
         return pooled @ self.text_projection if project else pooled
 
@@ -342,8 +386,9 @@ def read_clip_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     ``module.`` prefixes (DDP) are removed."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"CLIP checkpoint {str(path)!r} does not exist (nothing is downloaded: "
-                                "put the file there)")
+        raise FileNotFoundError(
+            f"CLIP checkpoint {str(path)!r} does not exist (nothing is downloaded: put the file there)"
+        )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -372,8 +417,14 @@ def clip_config_from_state_dict(sd: dict[str, torch.Tensor]) -> CLIPConfig:
         raise NotImplementedError("open_clip checkpoints with a timm image trunk are not supported")
     if any(k.startswith("text.") for k in sd):
         raise NotImplementedError("open_clip checkpoints with a Hugging Face text tower are not supported")
-    for need in ("visual.conv1.weight", "visual.positional_embedding", "visual.proj", "token_embedding.weight",
-                 "positional_embedding", "text_projection"):
+    for need in (
+        "visual.conv1.weight",
+        "visual.positional_embedding",
+        "visual.proj",
+        "token_embedding.weight",
+        "positional_embedding",
+        "text_projection",
+    ):
         if need not in sd:
             raise ValueError(f"not a CLIP state dict in OpenAI/open_clip/PE layout: missing {need!r}")
     conv = sd["visual.conv1.weight"]
@@ -381,24 +432,41 @@ def clip_config_from_state_dict(sd: dict[str, torch.Tensor]) -> CLIPConfig:
     grid = math.isqrt(sd["visual.positional_embedding"].shape[0] - 1)
 
     def count(prefix: str) -> int:
-        return len({k[len(prefix):].split(".")[0] for k in sd if k.startswith(prefix)})
+        return len({k[len(prefix) :].split(".")[0] for k in sd if k.startswith(prefix)})
 
     pe = "visual.attn_pool.probe" in sd
     act = "gelu" if pe else "quick_gelu"  # OpenAI-trained weights use QuickGELU; override for LAION ones
     vlayers = count("visual.transformer.resblocks.")
-    vision = VisionConfig(grid * patch, patch, width, vlayers, width // 64,
-                          sd["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0] / width,
-                          sd["visual.proj"].shape[1], act, "attn" if pe else "tok", pe,
-                          "visual.transformer.resblocks.0.ls_1.gamma" in sd)
+    vision = VisionConfig(
+        grid * patch,
+        patch,
+        width,
+        vlayers,
+        width // 64,
+        sd["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0] / width,
+        sd["visual.proj"].shape[1],
+        act,
+        "attn" if pe else "tok",
+        pe,
+        "visual.transformer.resblocks.0.ls_1.gamma" in sd,
+    )
     tw = sd["token_embedding.weight"].shape[1]
-    text = TextConfig(sd["positional_embedding"].shape[0], sd["token_embedding.weight"].shape[0], tw, tw // 64,
-                      count("transformer.resblocks."), sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0] / tw,
-                      sd["text_projection"].shape[1], act)
+    text = TextConfig(
+        sd["positional_embedding"].shape[0],
+        sd["token_embedding.weight"].shape[0],
+        tw,
+        tw // 64,
+        count("transformer.resblocks."),
+        sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0] / tw,
+        sd["text_projection"].shape[1],
+        act,
+    )
     return CLIPConfig(vision, text)
 
 
-def load_clip_checkpoint(path: str | os.PathLike, config: CLIPConfig | str | None = None,
-                         act: str | None = None) -> CLIP:
+def load_clip_checkpoint(
+    path: str | os.PathLike, config: CLIPConfig | str | None = None, act: str | None = None
+) -> CLIP:
     """A ``CLIP`` with the weights of a local OpenAI CLIP / open_clip / PE-Core checkpoint.
 
     ``config`` (a preset name or config) is inferred from the file when omitted; ``act`` overrides the
@@ -408,18 +476,23 @@ def load_clip_checkpoint(path: str | os.PathLike, config: CLIPConfig | str | Non
     sd = read_clip_state_dict(path)
     if config is None:
         config = clip_config_from_state_dict(sd)
-    elif isinstance(config, str):
+    elif isinstance(config, str):  # a preset name: needed where heads != width / 64 (the tiny config)
         if config not in CLIP_PRESETS:
             raise ValueError(f"unknown CLIP preset {config!r}; known: {sorted(CLIP_PRESETS)}")
         config = CLIP_PRESETS[config]
     if act is not None:
-        config = dataclasses.replace(config, vision=dataclasses.replace(config.vision, act=act),
-                                     text=dataclasses.replace(config.text, act=act))
+        config = dataclasses.replace(
+            config,
+            vision=dataclasses.replace(config.vision, act=act),
+            text=dataclasses.replace(config.text, act=act),
+        )
     model = CLIP(config)
     sd.pop("attn_mask", None)  # PE registers its causal mask as a buffer in some exports
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if missing or unexpected:
-        raise ValueError(f"checkpoint {str(path)!r} does not fit the CLIP config: missing {missing[:8]}"
-                         f"{'…' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
-                         f"{'…' if len(unexpected) > 8 else ''}")
+        raise ValueError(
+            f"checkpoint {str(path)!r} does not fit the CLIP config: missing {missing[:8]}"
+            f"{'…' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
+            f"{'…' if len(unexpected) > 8 else ''}"
+        )
     return model.eval()

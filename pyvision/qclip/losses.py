@@ -18,8 +18,9 @@ __all__ = ["plcc_loss", "qclip_loss", "rank_loss"]
 
 def _check(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if pred.shape != target.shape or pred.dim() != 1:
-        raise ValueError(f"pred and target must be 1-D of one shape, got {tuple(pred.shape)} and "
-                         f"{tuple(target.shape)}")
+        raise ValueError(
+            f"pred and target must be 1-D of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     return pred.float(), target.float()
 
 

@@ -4,7 +4,9 @@
     f(x) = (β1 − β2) / (1 + exp(−(x − β3) / |β4|)) + β2
 
 fitted to the true scores by least squares (scipy.optimize.curve_fit, initial guess β1 = max y,
-β2 = min y, β3 = mean x, β4 = std x), then PLCC = pearson(f(x), y). If the fit does not converge the
+β2 = min y, β3 = mean x, β4 = std x), then PLCC = pearson(f(x), y). The fit is constrained to an
+increasing mapping (β1 ≥ β2): an unconstrained fit can flip a decreasing logistic onto predictions that
+rank the videos backwards and report a high PLCC next to a negative SRCC. If the fit does not converge the
 raw pearson(x, y) is returned and ``vqa_metrics`` says so (``plcc_fitted`` = 0).
 """
 
@@ -21,7 +23,9 @@ def _arrays(pred, target) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(pred, dtype=np.float64).reshape(-1)
     y = np.asarray(target, dtype=np.float64).reshape(-1)
     if x.shape != y.shape or x.size < 2:
-        raise ValueError(f"pred and target must hold the same number (>= 2) of scores, got {x.size} and {y.size}")
+        raise ValueError(
+            f"pred and target must hold the same number (>= 2) of scores, got {x.size} and {y.size}"
+        )
     return x, y
 
 
@@ -48,15 +52,27 @@ def plcc(pred, target, *, maxfev: int = 10000) -> tuple[float, bool]:
     from scipy.stats import pearsonr
 
     x, y = _arrays(pred, target)
-    p0 = [y.max(), y.min(), x.mean(), x.std() or 1.0]
+    # Parameters (β2, β1 − β2 >= 0, β3, β4 > 0) so that bounds express "increasing".
+    p0 = [y.min(), max(y.max() - y.min(), 1e-6), x.mean(), x.std() or 1.0]
+    increasing = lambda x, b2, d, b3, b4: logistic4(x, b2 + d, b2, b3, b4)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            beta, _ = curve_fit(logistic4, x, y, p0=p0, maxfev=maxfev)
-        mapped = logistic4(x, *beta)
-        if not np.all(np.isfinite(mapped)) or mapped.std() == 0:
-            raise RuntimeError("degenerate fit")
-        return float(pearsonr(mapped, y).statistic), True
+            beta, _ = curve_fit(
+                increasing,
+                x,
+                y,
+                p0=p0,
+                maxfev=maxfev,
+                bounds=([-np.inf, 0, -np.inf, 1e-12], [np.inf, np.inf, np.inf, np.inf]),
+            )
+            mapped = increasing(x, *beta)
+            if not np.all(np.isfinite(mapped)) or mapped.std() == 0:
+                raise RuntimeError("degenerate fit")
+            r = float(pearsonr(mapped, y).statistic)
+            if not np.isfinite(r):
+                raise RuntimeError("degenerate fit")
+            return r, True
     except (RuntimeError, ValueError):
         return float(pearsonr(x, y).statistic), False
 

@@ -41,22 +41,26 @@ LEVELS = ("bad", "poor", "fair", "good", "excellent")
 
 @dataclass
 class QCLIPConfig:
-    """Defaults: the tiny random CLIP (runs on a laptop CPU in minutes). Paper scale: ``QCLIP_PRESETS["paper"]``."""
+    """Defaults: the tiny random CLIP (a laptop CPU, minutes). Paper scale: ``QCLIP_PRESETS["paper"]``."""
 
-    backbone: str = "tiny"                 # a CLIP preset name (random weights unless checkpoint is given)
-    checkpoint: str | None = None          # local OpenAI CLIP / open_clip / PE-Core file
+    backbone: str = "tiny"  # a CLIP preset name (random weights unless checkpoint is given)
+    checkpoint: str | None = None  # local OpenAI CLIP / open_clip / PE-Core file
     shared_dim: int = 32
     adapter_start_layer: int = 2
     num_context_tokens: int = 3
     gate_init: float = 0.1
-    score_head: str = "linear"             # "linear" (5→1 weights) or "softmax" (expected level 1…5)
+    score_head: str = "linear"  # "linear" (5→1 weights) or "softmax" (expected level 1…5)
     levels: tuple[str, ...] = LEVELS
 
 
 QCLIP_PRESETS: dict[str, QCLIPConfig] = {
     "tiny": QCLIPConfig(),
-    "paper": QCLIPConfig(backbone="PE-Core-L14-336", checkpoint="pretrained/PE-Core-L14-336.pt", shared_dim=128,
-                         adapter_start_layer=18),
+    "paper": QCLIPConfig(
+        backbone="PE-Core-L14-336",
+        checkpoint="pretrained/PE-Core-L14-336.pt",
+        shared_dim=128,
+        adapter_start_layer=18,
+    ),
 }
 
 
@@ -74,17 +78,27 @@ class SharedCrossModalAdapter(nn.Module):
         if shared_dim < 1:
             raise ValueError(f"shared_dim must be positive, got {shared_dim}")
         self.start = depths.start
-        self.core = nn.Sequential(nn.Linear(shared_dim, shared_dim), nn.GELU(), nn.Linear(shared_dim, shared_dim))
+        self.core = nn.Sequential(
+            nn.Linear(shared_dim, shared_dim), nn.GELU(), nn.Linear(shared_dim, shared_dim)
+        )
         self.down = nn.ModuleList(nn.Linear(width, shared_dim) for _ in depths)
         self.up = nn.ModuleList(nn.Linear(shared_dim, width) for _ in depths)
         self.norm = nn.ModuleList(nn.LayerNorm(width) for _ in depths)
-        self.pooled = nn.Sequential(nn.Linear(width, shared_dim), nn.Linear(shared_dim, shared_dim), nn.GELU(),
-                                    nn.Linear(shared_dim, embed_dim))
-        self.gates = nn.ParameterDict({name: nn.Parameter(torch.tensor(float(gate_init)))
-                                       for name in ("image", "text", "image_pooled", "text_pooled")})
+        self.pooled = nn.Sequential(
+            nn.Linear(width, shared_dim),
+            nn.Linear(shared_dim, shared_dim),
+            nn.GELU(),
+            nn.Linear(shared_dim, embed_dim),
+        )
+        self.gates = nn.ParameterDict(
+            {
+                name: nn.Parameter(torch.tensor(float(gate_init)))
+                for name in ("image", "text", "image_pooled", "text_pooled")
+            }
+        )
 
     def block_hook(self, tower: str):
-        """``after_block(i, x)`` for ``CLIP``'s towers: identity below ``start``, the adapter from there on."""
+        """``after_block(i, x)`` for ``CLIP``'s towers: identity below ``start``, the adapter from then on."""
         gate = self.gates[tower]
 
         def hook(i: int, x: torch.Tensor) -> torch.Tensor:
@@ -110,36 +124,47 @@ class QCLIP(nn.Module):
         if len(config.levels) < 2:
             raise ValueError(f"levels must name at least two quality levels, got {config.levels}")
         if backbone is None:
-            backbone = (load_clip_checkpoint(config.checkpoint, config.backbone if config.backbone in CLIP_PRESETS
-                                             else None)
-                        if config.checkpoint else CLIP(config.backbone))
+            backbone = (
+                load_clip_checkpoint(
+                    config.checkpoint, config.backbone if config.backbone in CLIP_PRESETS else None
+                )
+                if config.checkpoint
+                else CLIP(config.backbone)
+            )
         self.config = config
         self.clip = backbone
         for p in self.clip.parameters():
             p.requires_grad_(False)
         vc, tc = backbone.config.vision, backbone.config.text
         if vc.width != tc.width:
-            raise ValueError(f"SCMA shares projections between the towers, which needs equal widths; the image "
-                             f"tower is {vc.width} wide, the text tower {tc.width} (PE-Core-L14 has 1024/1024)")
+            raise ValueError(
+                f"SCMA shares projections between the towers, which needs equal widths; the image "
+                f"tower is {vc.width} wide, the text tower {tc.width} (PE-Core-L14 has 1024/1024)"
+            )
         if vc.output_dim != tc.output_dim:
             raise ValueError(f"embedding sizes differ: image {vc.output_dim}, text {tc.output_dim}")
         depth = max(vc.layers, tc.layers)
         if not 0 <= config.adapter_start_layer < depth:
             raise ValueError(f"adapter_start_layer must be in [0, {depth}), got {config.adapter_start_layer}")
-        self.adapter = SharedCrossModalAdapter(vc.width, vc.output_dim, range(config.adapter_start_layer, depth),
-                                               config.shared_dim, config.gate_init)
+        self.adapter = SharedCrossModalAdapter(
+            vc.width,
+            vc.output_dim,
+            range(config.adapter_start_layer, depth),
+            config.shared_dim,
+            config.gate_init,
+        )
         n_ctx = config.num_context_tokens
         prompts = [" ".join(["X"] * n_ctx + ["a video of", level, "quality"]) for level in config.levels]
         tokens = SimpleTokenizer(context_length=tc.context_length)(prompts)
         self.register_buffer("prompt_tokens", tokens, persistent=False)
         with torch.no_grad():
             emb = self.clip.token_embedding(tokens)
-        self.context = nn.Parameter(emb[:1, 1:1 + n_ctx].clone())
+        self.context = nn.Parameter(emb[:1, 1 : 1 + n_ctx].clone())
         self.register_buffer("prompt_prefix", emb[:, :1].clone(), persistent=False)
-        self.register_buffer("prompt_suffix", emb[:, 1 + n_ctx:].clone(), persistent=False)
+        self.register_buffer("prompt_suffix", emb[:, 1 + n_ctx :].clone(), persistent=False)
         k = len(config.levels)
         if config.score_head == "linear":
-            self.score_weight = nn.Parameter(torch.randn(k) * k ** -0.5)
+            self.score_weight = nn.Parameter(torch.randn(k) * k**-0.5)
         self.register_buffer("level_values", torch.arange(1, k + 1, dtype=torch.float32), persistent=False)
 
     def train(self, mode: bool = True) -> QCLIP:
@@ -155,8 +180,9 @@ class QCLIP(nn.Module):
         """(levels, embed_dim) unit-norm features of the five prompts with the learned context."""
         n = self.prompt_prefix.shape[0]
         emb = torch.cat([self.prompt_prefix, self.context.expand(n, -1, -1), self.prompt_suffix], dim=1)
-        pooled = self.clip.encode_text(self.prompt_tokens, embeddings=emb,
-                                       after_block=self.adapter.block_hook("text"), project=False)
+        pooled = self.clip.encode_text(
+            self.prompt_tokens, embeddings=emb, after_block=self.adapter.block_hook("text"), project=False
+        )
         feats = self.adapter.pooled_residual("text", pooled, pooled @ self.clip.text_projection)
         return F.normalize(feats, dim=-1)
 
@@ -182,9 +208,11 @@ class QCLIP(nn.Module):
     def describe(self) -> str:
         """Trainable vs total parameter counts (the paper's point: few are trained)."""
         trainable, total = count_parameters(self), count_parameters(self, trainable_only=False)
-        return (f"Q-CLIP: {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.3f}%): "
-                f"adapter {count_parameters(self.adapter):,}, prompt context {self.context.numel():,}, "
-                f"score head {self.score_weight.numel() if self.config.score_head == 'linear' else 0}")
+        return (
+            f"Q-CLIP: {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.3f}%): "
+            f"adapter {count_parameters(self.adapter):,}, prompt context {self.context.numel():,}, "
+            f"score head {self.score_weight.numel() if self.config.score_head == 'linear' else 0}"
+        )
 
 
 def qclip_config(preset: str = "tiny", **overrides) -> QCLIPConfig:

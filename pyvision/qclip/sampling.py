@@ -16,8 +16,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SAMPLERS", "frame_difference_indices", "frame_differences", "frame_differences_loop",
-           "random_indices", "sample_indices", "uniform_indices"]
+__all__ = [
+    "SAMPLERS",
+    "frame_difference_indices",
+    "frame_differences",
+    "frame_differences_loop",
+    "random_indices",
+    "sample_indices",
+    "uniform_indices",
+]
 
 SAMPLERS = ("uniform", "random", "framediff")
 
@@ -78,8 +85,9 @@ def frame_differences_loop(video: torch.Tensor, downscale: int = 4) -> torch.Ten
     return torch.stack(out)
 
 
-def frame_difference_indices(video_or_diffs: torch.Tensor, num_frames: int, min_spacing: int = 1,
-                             downscale: int = 4) -> list[int]:
+def frame_difference_indices(
+    video_or_diffs: torch.Tensor, num_frames: int, min_spacing: int = 1, downscale: int = 4
+) -> list[int]:
     """The frames right after the ``num_frames`` largest consecutive-frame differences, in time order.
 
     Accepts a video (T, C, H, W) or precomputed differences (T−1,). Greedy: differences in decreasing order
@@ -120,8 +128,15 @@ def frame_difference_indices(video_or_diffs: torch.Tensor, num_frames: int, min_
     return sorted(picked)
 
 
-def sample_indices(kind: str, num_total: int, num_frames: int, *, video: torch.Tensor | None = None,
-                   rng: np.random.Generator | None = None, min_spacing: int = 1) -> list[int]:
+def sample_indices(
+    kind: str,
+    num_total: int,
+    num_frames: int,
+    *,
+    video: torch.Tensor | None = None,
+    rng: np.random.Generator | None = None,
+    min_spacing: int = 1,
+) -> list[int]:
     """Dispatch on ``kind`` in ``SAMPLERS``; "framediff" needs ``video``, "random" needs ``rng``."""
     if kind == "uniform":
         return uniform_indices(num_total, num_frames)
