@@ -1,0 +1,434 @@
+"""``python -m pyvision train --task fer-gcd``: SimGCD baseline and FER-GCD on faces.
+
+Per step (V = 2 augmented views of a batch that is half labelled, half unlabelled in expectation, as
+SimGCD's weighted sampler makes it; w_s = ``sup_weight`` = 0.35; logits sharpened by τ_s = 0.1):
+
+    L_SimGCD = (1 − w_s)·(L_distill + w_me·R_me + L_infonce) + w_s·(L_ce + L_supcon)
+    L_FER-GCD = L_SimGCD + w_lsr·L_lsr + w_wc·L_worst(λ) + [epoch ≥ E_c]·w_c·L_compact
+
+(formulas in ``losses.py``; λ is the gradient-reversal coefficient of ``model.grl_coefficient`` over
+training progress; w_lsr = 0.3, w_wc = 0.2, η′ = 2, w_c = 0.2 as released). Evaluation is transductive,
+the GCD protocol: the unlabelled training samples are clustered by argmax of the classifier and scored
+All / Old / New with one Hungarian assignment (``evaluate.py``).
+
+Runs write ``runs/<name>/``: config.json, metrics.jsonl (one line per epoch), checkpoint.safetensors
+(every ``checkpoint_every`` epochs and at the end; ``--resume`` continues with an identical curve),
+accuracy.png and loss.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from kernels import nvtx
+from kernels.runs import RunDir, capture_rng, plot_curves, restore_rng
+from pyvision.data.faces import (
+    FaceGeneratorConfig,
+    load_affectnet,
+    load_fer2013,
+    load_rafdb,
+    make_faces,
+    random_views,
+)
+from pyvision.fer_gcd import losses as L
+from pyvision.fer_gcd.evaluate import split_cluster_accuracy
+from pyvision.fer_gcd.model import GCDModel, grl_coefficient
+
+__all__ = ["PRESETS", "FerGcdConfig", "add_arguments", "build_model", "gcd_split", "load_dataset", "main",
+           "train"]
+
+METHODS = ("simgcd", "fer-gcd")
+
+
+@dataclass
+class FerGcdConfig:
+    """Defaults: a narrow ResNet-18 (width 8) trained from scratch on 1,000 generated 32×32 faces, 4 old /
+    3 new classes, a minute or two on a laptop CPU. ``PRESETS['paper']`` is the released setting."""
+
+    method: str = "fer-gcd"
+    seed: int = 0
+    # data
+    dataset: str = "generator"  # generator | rafdb | fer2013 | affectnet
+    data_root: str = ""
+    n_train: int = 1000
+    image_size: int = 32
+    channels: int = 1
+    old_classes: tuple[int, ...] = (0, 1, 2, 3)  # neutral, happiness, sadness, surprise
+    labelled_fraction: float = 0.5
+    # backbone
+    backbone: str = "resnet18"  # resnet18 | vit
+    patch_size: int = 4
+    embed_dim: int = 64
+    depth: int = 4
+    num_heads: int = 4
+    mlp_ratio: float = 2.0
+    resnet_width: int = 8
+    backbone_checkpoint: str = ""
+    grad_from_block: int = 0  # 0: train the whole backbone; the paper trains block 11 of ViT-B/16 only
+    # heads
+    proj_dim: int = 64
+    hidden_dim: int = 128
+    mlp_layers: int = 3
+    # optimization (cosine to lr·1e-3 per epoch, as SimGCD; SimGCD uses SGD, from scratch AdamW is faster)
+    epochs: int = 15
+    batch_size: int = 64
+    optimizer: str = "adamw"  # sgd | adamw
+    lr: float = 5e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-5
+    min_lr_ratio: float = 1e-3
+    grad_clip: float = 100.0
+    # SimGCD
+    sup_weight: float = 0.35
+    student_temp: float = 0.1
+    warmup_teacher_temp: float = 0.07
+    teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: int = 5
+    memax_weight: float = 1.0
+    supcon_temp: float = 0.07
+    infonce_temp: float = 1.0
+    # FER-GCD
+    worst_weight: float = 0.2
+    eta_prime: float = 2.0
+    grl_max: float = 0.1
+    grl_gamma: float = 10.0
+    lsr_weight: float = 0.3
+    lsr_epsilon: float = 0.1
+    lsr_delta: float = 0.1
+    cluster_weight: float = 0.2
+    cluster_warmup_epochs: int = 4
+    maxmin_weight: float = 0.1
+    # run
+    checkpoint_every: int = 5
+
+    def __post_init__(self):
+        self.old_classes = tuple(int(c) for c in self.old_classes)
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.dataset not in ("generator", "rafdb", "fer2013", "affectnet"):
+            raise ValueError(f"dataset must be generator, rafdb, fer2013 or affectnet, got {self.dataset!r}")
+        if self.backbone not in ("vit", "resnet18"):
+            raise ValueError(f"backbone must be 'vit' or 'resnet18', got {self.backbone!r}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+        if not self.old_classes or len(set(self.old_classes)) != len(self.old_classes) or not all(
+                0 <= c < 7 for c in self.old_classes) or len(self.old_classes) >= 7:
+            raise ValueError(f"old_classes must be distinct ids in [0, 7) leaving a new class, "
+                             f"got {self.old_classes}")
+        if not 0 < self.labelled_fraction < 1:
+            raise ValueError(f"labelled_fraction must be in (0, 1), got {self.labelled_fraction}")
+        for name in ("epochs", "batch_size", "n_train", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size < 4:
+            raise ValueError(f"batch_size must be >= 4, got {self.batch_size}")
+
+    @property
+    def num_classes(self) -> int:
+        return 7
+
+
+PRESETS: dict[str, FerGcdConfig] = {
+    "cpu": FerGcdConfig(),
+    # The released RAF-DB run: DINO ViT-B/16 at 224 px, last block trained, 200 epochs, SGD lr 0.1.
+    "paper": FerGcdConfig(dataset="rafdb", image_size=224, channels=3, backbone="vit", patch_size=16,
+                          embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0, grad_from_block=11,
+                          proj_dim=256, hidden_dim=2048, epochs=200, batch_size=128, optimizer="sgd",
+                          lr=0.1, warmup_teacher_temp_epochs=30, memax_weight=1.0, cluster_warmup_epochs=50,
+                          checkpoint_every=10),
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# data
+
+def load_dataset(cfg: FerGcdConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, C, S, S) in [0, 1] and labels (N,) in EXPRESSIONS order, all in memory."""
+    if cfg.dataset == "generator":
+        data = make_faces(cfg.n_train, seed=cfg.seed,
+                          config=FaceGeneratorConfig(image_size=cfg.image_size, channels=cfg.channels))
+        return data.images, data.labels
+    if not cfg.data_root:
+        raise ValueError(f"dataset {cfg.dataset!r} needs --data-root")
+    if cfg.dataset == "fer2013":
+        data = load_fer2013(cfg.data_root, usage="Training")
+        x = F.interpolate(data.images, size=(cfg.image_size, cfg.image_size), mode="bilinear",
+                          align_corners=False)
+        return x.expand(-1, cfg.channels, -1, -1).contiguous(), data.labels
+    loader = load_rafdb if cfg.dataset == "rafdb" else load_affectnet
+    folder = loader(cfg.data_root, "train", image_size=cfg.image_size, channels=cfg.channels)
+    images = torch.stack([folder[i][0] for i in range(len(folder))])
+    return images, folder.labels
+
+
+def gcd_split(labels: torch.Tensor, old_classes: tuple[int, ...], labelled_fraction: float,
+              generator: torch.Generator) -> torch.Tensor:
+    """Bool mask of the labelled samples: a random ``labelled_fraction`` of each old class's samples
+    (GCD's ``prop_train_labels``); the rest of the old classes and all new classes are unlabelled."""
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    for c in old_classes:
+        idx = torch.nonzero(labels == c).flatten()
+        perm = idx[torch.randperm(len(idx), generator=generator)]
+        mask[perm[: int(round(labelled_fraction * len(idx)))]] = True
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------------
+# model
+
+def build_model(cfg: FerGcdConfig) -> GCDModel:
+    if cfg.backbone == "vit":
+        from pyvision.models.vit import VisionTransformer, freeze_until_block, load_vit_checkpoint
+
+        backbone = VisionTransformer(image_size=cfg.image_size, patch_size=cfg.patch_size,
+                                     in_channels=cfg.channels, embed_dim=cfg.embed_dim, depth=cfg.depth,
+                                     num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio)
+        if cfg.backbone_checkpoint:
+            load_vit_checkpoint(backbone, cfg.backbone_checkpoint)
+        freeze_until_block(backbone, cfg.grad_from_block)
+        feat_dim = cfg.embed_dim
+    else:
+        from pyvision.models.resnet import load_resnet_checkpoint, resnet18
+
+        backbone = resnet18(num_classes=0, in_channels=cfg.channels, width=cfg.resnet_width)
+        if cfg.backbone_checkpoint:
+            load_resnet_checkpoint(backbone, cfg.backbone_checkpoint)
+        if cfg.grad_from_block:
+            # ResNet "blocks" are its 4 stages: train stages grad_from_block..4 only.
+            for name, p in backbone.named_parameters():
+                p.requires_grad = name.startswith(tuple(f"layer{i}." for i in range(cfg.grad_from_block, 5)))
+        feat_dim = backbone.num_features
+    return GCDModel(backbone, feat_dim, cfg.num_classes, proj_dim=cfg.proj_dim, hidden_dim=cfg.hidden_dim,
+                    mlp_layers=cfg.mlp_layers, adversarial=cfg.method == "fer-gcd")
+
+
+def _param_groups(model: torch.nn.Module) -> list[dict]:
+    """No weight decay on biases and norm parameters (SimGCD's ``get_params_groups``)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if name.endswith(".bias") or p.dim() == 1 else decay).append(p)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _cosine_lr(cfg: FerGcdConfig, epoch: int) -> float:
+    lo = cfg.lr * cfg.min_lr_ratio
+    return lo + (cfg.lr - lo) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+
+
+# ---------------------------------------------------------------------------------------------------
+# one step
+
+def compute_losses(cfg: FerGcdConfig, model: GCDModel, views: torch.Tensor, labels: torch.Tensor,
+                   labelled: torch.Tensor, *, epoch: int, step: int,
+                   total_steps: int) -> dict[str, torch.Tensor]:
+    """All loss terms of one step on ``views`` (2B, C, H, W) = cat(view1, view2); ``labels`` and
+    ``labelled`` (B,). Returns the terms and their weighted sum under 'loss'."""
+    b = labels.shape[0]
+    model.grl_coeff = grl_coefficient(min(step / max(total_steps, 1), 1.0), cfg.grl_max, cfg.grl_gamma)
+    z, logits, adv = model(views)
+    m = labelled
+    n_lab = int(m.sum())
+    out = logits / cfg.student_temp
+    zero = logits.sum() * 0
+    terms: dict[str, torch.Tensor] = {}
+    sup_logits = torch.cat([o[m] for o in out.chunk(2)])
+    sup_labels = labels[m].repeat(2)
+    terms["ce"] = F.cross_entropy(sup_logits, sup_labels) if n_lab else zero
+    t_temp = L.teacher_temperature(epoch, cfg.warmup_teacher_temp_epochs, cfg.warmup_teacher_temp,
+                                   cfg.teacher_temp)
+    terms["distill"] = L.self_distillation_loss(logits, logits.detach(), t_temp, cfg.student_temp)
+    terms["memax"] = L.mean_entropy_regularizer(logits, cfg.student_temp)
+    terms["infonce"] = L.info_nce_loss(z, temperature=cfg.infonce_temp)
+    z_lab = F.normalize(torch.stack([zc[m] for zc in z.chunk(2)], dim=1), dim=-1)  # (B_l, 2, P)
+    terms["supcon"] = L.sup_con_loss(z_lab, labels[m], cfg.supcon_temp) if n_lab else zero
+    w = cfg.sup_weight
+    loss = ((1 - w) * (terms["distill"] + cfg.memax_weight * terms["memax"] + terms["infonce"])
+            + w * (terms["ce"] + terms["supcon"]))
+    if cfg.method == "fer-gcd":
+        eps = L.label_smoothing_epsilon(min(step, total_steps), total_steps, cfg.lsr_epsilon)
+        if n_lab:
+            cw = L.difficulty_weights(sup_logits, sup_labels, cfg.num_classes, cfg.lsr_delta)
+            terms["lsr"] = L.dynamic_label_smoothing_loss(sup_logits, sup_labels, eps, cw)
+        else:
+            terms["lsr"] = zero
+        v1, a1 = logits[:b], adv[:b]
+        terms["worst"] = L.worst_case_estimation_loss(v1[m], a1[m], v1[~m], a1[~m], cfg.eta_prime)
+        if epoch >= cfg.cluster_warmup_epochs and n_lab:
+            # Both views of every labelled sample count as points of its class.
+            terms["compact"] = L.cluster_compactness_loss(z_lab.transpose(0, 1).reshape(2 * n_lab, -1),
+                                                          labels[m].repeat(2), cfg.maxmin_weight)
+        else:
+            terms["compact"] = zero
+        loss = (loss + cfg.lsr_weight * terms["lsr"] + cfg.worst_weight * terms["worst"]
+                + cfg.cluster_weight * terms["compact"])
+    terms["loss"] = loss
+    return terms
+
+
+@torch.no_grad()
+def predict(model: GCDModel, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    was = model.training
+    model.eval()
+    preds = [model(images[i:i + batch_size])[1].argmax(1) for i in range(0, len(images), batch_size)]
+    model.train(was)
+    return torch.cat(preds)
+
+
+def evaluate(model: GCDModel, images: torch.Tensor, labels: torch.Tensor, labelled: torch.Tensor,
+             old_classes: tuple[int, ...]) -> dict[str, float]:
+    """Transductive GCD accuracy on the unlabelled training samples."""
+    u = ~labelled
+    pred = predict(model, images[u])
+    y = labels[u]
+    old = torch.isin(y, torch.tensor(old_classes))
+    acc_all, acc_old, acc_new = split_cluster_accuracy(y.numpy(), pred.numpy(), old.numpy())
+    return {"all": acc_all, "old": acc_old, "new": acc_new}
+
+
+# ---------------------------------------------------------------------------------------------------
+# checkpoint helpers: optimizer state has int keys, the checkpoint format wants str keys
+
+def _optim_state(opt: torch.optim.Optimizer) -> dict:
+    sd = opt.state_dict()
+    return {"state": {str(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
+
+
+def _load_optim_state(opt: torch.optim.Optimizer, saved: dict) -> None:
+    opt.load_state_dict({"state": {int(k): v for k, v in saved["state"].items()},
+                         "param_groups": saved["param_groups"]})
+
+
+def train(cfg: FerGcdConfig, run_dir: RunDir | None = None, *, resume: bool = False,
+          progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg.method`` and return {'final': {all, old, new}, 'history': [per-epoch records]}."""
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    images, labels = load_dataset(cfg)
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    labelled = gcd_split(labels, cfg.old_classes, cfg.labelled_fraction, g)
+    model = build_model(cfg)
+    opt_cls = torch.optim.SGD if cfg.optimizer == "sgd" else torch.optim.AdamW
+    extra = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
+    optimizer = opt_cls(_param_groups(model), lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
+    # SimGCD's sampler: labelled samples weight 1, unlabelled n_l/n_u, so a batch is half labelled.
+    n_l, n_u = int(labelled.sum()), int((~labelled).sum())
+    weights = torch.where(labelled, 1.0, n_l / max(n_u, 1)).double()
+    steps_per_epoch = max(len(labels) // cfg.batch_size, 1)
+    total_steps = cfg.epochs * steps_per_epoch
+    start_epoch = 0
+    history: list[dict] = []
+    if run_dir is not None:
+        if resume and run_dir.has_checkpoint():
+            state = run_dir.load_checkpoint()
+            model.load_state_dict(state["model"])
+            _load_optim_state(optimizer, state["optimizer"])
+            restore_rng(state["rng"], {"data": g})
+            start_epoch = int(state["epoch"])
+            run_dir.truncate_metrics("epoch", start_epoch)
+            history = run_dir.metrics()
+        else:
+            run_dir.write_config(cfg)
+    model.train()
+    bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{cfg.method} seed {cfg.seed}", disable=not progress,
+               initial=start_epoch, total=cfg.epochs)
+    for epoch in bar:
+        with nvtx.range(f"epoch {epoch}"):
+            t0 = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = _cosine_lr(cfg, epoch)
+            order = torch.multinomial(weights, steps_per_epoch * cfg.batch_size, replacement=True,
+                                      generator=g)
+            sums: dict[str, float] = {}
+            for it in range(steps_per_epoch):
+                step = epoch * steps_per_epoch + it
+                with nvtx.range("step"):
+                    idx = order[it * cfg.batch_size:(it + 1) * cfg.batch_size]
+                    x = images[idx]
+                    views = torch.cat([random_views(x, g), random_views(x, g)])
+                    terms = compute_losses(cfg, model, views, labels[idx], labelled[idx], epoch=epoch,
+                                           step=step, total_steps=total_steps)
+                    optimizer.zero_grad(set_to_none=True)
+                    terms["loss"].backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    optimizer.step()
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+            with nvtx.range("evaluate"):
+                acc = evaluate(model, images, labels, labelled, cfg.old_classes)
+            record = {"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()}, **acc,
+                      "lr": optimizer.param_groups[0]["lr"], "grl_coeff": model.grl_coeff,
+                      "seconds": time.perf_counter() - t0}
+            history.append(record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", all=f"{acc['all']:.3f}", new=f"{acc['new']:.3f}")
+            if run_dir is not None:
+                run_dir.log(record)
+                if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
+                    run_dir.save_checkpoint({"model": model.state_dict(),
+                                             "optimizer": _optim_state(optimizer),
+                                             "rng": capture_rng({"data": g}), "epoch": epoch + 1})
+    if run_dir is not None and history:
+        ep = [r["epoch"] for r in history]
+        plot_curves(run_dir.path / "accuracy.png",
+                    {k: list(zip(ep, [r[k] for r in history], strict=True)) for k in ("all", "old", "new")},
+                    xlabel="epoch", ylabel="clustering accuracy (unlabelled train)",
+                    title=f"{cfg.method} on {cfg.dataset}")
+        plot_curves(run_dir.path / "loss.png",
+                    {"loss": list(zip(ep, [r["loss"] for r in history], strict=True))},
+                    xlabel="epoch", ylabel="training loss", title=cfg.method)
+    final = {k: history[-1][k] for k in ("all", "old", "new")} if history else {}
+    return {"final": final, "history": history}
+
+
+# ---------------------------------------------------------------------------------------------------
+# CLI
+
+def _field_type(f: dataclasses.Field):
+    default = f.default
+    if isinstance(default, tuple):
+        return int, "+"
+    return type(default), None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
+                        help="starting configuration; options below override it")
+    parser.add_argument("--name", default=None, help="run name (default: fer-gcd-<method>-seed<seed>)")
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--resume", action="store_true", help="continue runs/<name>/ from its checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="start runs/<name>/ over")
+    parser.add_argument("--no-progress", action="store_true")
+    for f in dataclasses.fields(FerGcdConfig):
+        typ, nargs = _field_type(f)
+        opt = "--" + f.name.replace("_", "-")
+        if opt in ("--name",):
+            continue
+        parser.add_argument(opt, dest=f"cfg_{f.name}", type=typ, nargs=nargs, default=None,
+                            help=f"(default from the preset; cpu: {f.default})")
+
+
+def config_from_args(args: argparse.Namespace) -> FerGcdConfig:
+    overrides = {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(FerGcdConfig)
+                 if getattr(args, f"cfg_{f.name}", None) is not None}
+    return dataclasses.replace(PRESETS[args.preset], **overrides)
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    name = args.name or f"fer-gcd-{cfg.method}-seed{cfg.seed}"
+    run_dir = RunDir(Path(args.runs_dir) / name, resume=args.resume, overwrite=args.overwrite)
+    out = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    f = out["final"]
+    print(f"{cfg.method}: All {f['all']:.4f}  Old {f['old']:.4f}  New {f['new']:.4f}  → {run_dir.path}")
+    return 0
