@@ -96,12 +96,14 @@ def _smooth_templates(rng: np.random.Generator, k: int, size: int, grid: int = 4
 
 
 def make_emert_data(n: int, *, seed: int = 0, world_seed: int = 0, frames: int = 4, image_size: int = 32,
-                    steps: int = 16, gap: float = 0.35, num_subjects: int = 12, eye_signal: float = 0.35,
-                    face_signal: float = 0.6, noise: float = 1.0) -> EmotionData:
+                    steps: int = 16, gap: float = 0.35, num_subjects: int = 12, eye_signal: float = 0.2,
+                    face_signal: float = 1.0, noise: float = 1.0, face_noise: float = 0.3) -> EmotionData:
     """Draw ``n`` samples; see the module docstring.
 
     ``gap`` = P(displayed expression ≠ felt emotion). ``eye_signal``/``face_signal`` scale the
-    class-dependent parts of the eye features and face images relative to unit noise (``noise``).
+    class-dependent parts of the eye features and face images; ``noise``/``face_noise`` are the
+    standard deviations of the eye-stream and pixel noise (a face in view is clearly visible: the
+    difficulty of ER from the face is the gap, not the pixels).
     """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
@@ -146,7 +148,7 @@ def make_emert_data(n: int, *, seed: int = 0, world_seed: int = 0, frames: int =
     amp = face_signal * (intensity / 3.0)[:, None] * ramp[None]  # (n, F)
     pattern = amp[:, :, None, None] * face_tmpl[shown][:, None] + subj_face[subject][:, None]
     face = 0.5 + 0.15 * (pattern[:, :, None] * face_color[None, None, :, None, None]
-                         + noise * rng.standard_normal((n, frames, 3, image_size, image_size)))
+                         + face_noise * rng.standard_normal((n, frames, 3, image_size, image_size)))
     face = np.clip(face, 0.0, 1.0)
 
     va = np.clip(_VA[felt] + 0.1 * rng.standard_normal((n, 2)), -1, 1)

@@ -48,7 +48,7 @@ class EMERTConfig:
     steps: int = 16
     face_width: int = 8
     lstm_hidden: int = 32
-    lstm_layers: int = 3
+    lstm_layers: int = 1  # the paper's 3 (preset) learns too slowly for a minutes-long CPU run
     d: int = 64
     depth: int = 2
     heads: int = 8
@@ -78,7 +78,7 @@ class EMERTConfig:
 
 # The paper-scale settings (release: 112-px frames, 8 frames, T = 32, ResNet-18, 200 epochs, Adam 1e-4).
 PRESETS: dict[str, dict] = {
-    "paper": dict(frames=8, image_size=112, steps=32, face_width=64, lstm_hidden=128, epochs=200,
+    "paper": dict(frames=8, image_size=112, steps=32, face_width=64, lstm_hidden=128, lstm_layers=3, epochs=200,
                   batch_size=16, lr=1e-4, weight_decay=5e-4, dropout=0.5, n_samples=1303),
 }
 
@@ -135,7 +135,7 @@ def _train_epoch(model, opt, data, train_idx, cfg, gen) -> dict[str, float]:
             terms["loss"].backward()
             opt.step()
         for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v)
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
         nb += 1
     return {f"train_{k}": v / nb for k, v in sums.items()}
 

@@ -117,7 +117,7 @@ def _train_epoch(model, opt, data, train_idx, cfg, gen) -> dict[str, float]:
             terms["loss"].backward()
             opt.step()
         for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v)
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
         nb += 1
     return {f"train_{k}": v / nb for k, v in sums.items()}
 

