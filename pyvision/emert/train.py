@@ -120,6 +120,16 @@ def evaluate(model: EMERT, data: EmotionData, index, batch_size: int = 128) -> d
     return res
 
 
+def _opt_state(opt: torch.optim.Optimizer) -> dict:
+    """The optimizer's state_dict with str keys (the checkpoint format needs str-keyed dicts)."""
+    sd = opt.state_dict()
+    return {"state": {str(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
+
+
+def _opt_unstate(sd: dict) -> dict:
+    return {"state": {int(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
+
+
 def _train_epoch(model, opt, data, train_idx, cfg, gen) -> dict[str, float]:
     model.train()
     perm = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=gen)]
@@ -180,7 +190,7 @@ def run(cfg: EMERTConfig, out_dir: str | Path, *, resume: bool = False, overwrit
         model = build_model(cfg)
         model.load_state_dict(state["model"])
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        opt.load_state_dict(state["optimizer"])
+        opt.load_state_dict(_opt_unstate(state["optimizer"]))
         restore_rng(state["rng"], {"shuffle": gen})
         rd.truncate_metrics("step", fold * cfg.epochs + epoch)
     else:
@@ -209,7 +219,7 @@ def run(cfg: EMERTConfig, out_dir: str | Path, *, resume: bool = False, overwrit
                 last = epoch == cfg.epochs
                 rd.save_checkpoint({"config": dataclasses.asdict(cfg), "fold": fold + 1 if last else fold,
                                     "epoch": 0 if last else epoch, "done": done,
-                                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                                    "model": model.state_dict(), "optimizer": _opt_state(opt),
                                     "rng": capture_rng({"shuffle": gen})})
         fold, epoch, model = fold + 1, 0, None
     bar.close()

@@ -105,6 +105,16 @@ def evaluate(model: MyopiaNet, data: MyopiaData, index, horizon: int, batch_size
     return res
 
 
+def _opt_state(opt: torch.optim.Optimizer) -> dict:
+    """The optimizer's state_dict with str keys (the checkpoint format needs str-keyed dicts)."""
+    sd = opt.state_dict()
+    return {"state": {str(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
+
+
+def _opt_unstate(sd: dict) -> dict:
+    return {"state": {int(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
+
+
 def _train_epoch(model, opt, data, train_idx, cfg, gen) -> dict[str, float]:
     model.train()
     perm = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=gen)]
@@ -155,7 +165,7 @@ def run(cfg: MyopiaConfig, out_dir: str | Path, *, resume: bool = False, overwri
         if state["config"] != dataclasses.asdict(cfg):
             raise ValueError(f"--resume: the configuration differs from the checkpoint's in {out_dir}")
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        opt.load_state_dict(_opt_unstate(state["optimizer"]))
         restore_rng(state["rng"], {"shuffle": gen})
         epoch = state["epoch"]
         rd.truncate_metrics("epoch", epoch)
@@ -172,7 +182,7 @@ def run(cfg: MyopiaConfig, out_dir: str | Path, *, resume: bool = False, overwri
                 "seconds": time.perf_counter() - t0})
         if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
             rd.save_checkpoint({"config": dataclasses.asdict(cfg), "epoch": epoch + 1, "model": model.state_dict(),
-                                "optimizer": opt.state_dict(), "rng": capture_rng({"shuffle": gen})})
+                                "optimizer": _opt_state(opt), "rng": capture_rng({"shuffle": gen})})
     if res is None:  # resumed a finished run
         res = evaluate(model, data, te, cfg.horizon)
     ms = rd.metrics()
