@@ -15,8 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["auc", "calibration", "classification_report", "f1_macro", "f1_weighted", "mae",
-           "plot_calibration", "uar", "war"]
+__all__ = [
+    "auc",
+    "calibration",
+    "classification_report",
+    "f1_macro",
+    "f1_weighted",
+    "mae",
+    "plot_calibration",
+    "uar",
+    "war",
+]
 
 
 def _vec(x, name: str, *, dtype=None) -> np.ndarray:
@@ -73,8 +82,12 @@ def f1_macro(y_true, y_pred) -> float:
 
 def classification_report(y_true, y_pred) -> dict[str, float]:
     """The four classification numbers at once: war (= accuracy), uar, f1_weighted, f1_macro."""
-    return {"war": war(y_true, y_pred), "uar": uar(y_true, y_pred),
-            "f1_weighted": f1_weighted(y_true, y_pred), "f1_macro": f1_macro(y_true, y_pred)}
+    return {
+        "war": war(y_true, y_pred),
+        "uar": uar(y_true, y_pred),
+        "f1_weighted": f1_weighted(y_true, y_pred),
+        "f1_macro": f1_macro(y_true, y_pred),
+    }
 
 
 def mae(y_true, y_pred) -> float:

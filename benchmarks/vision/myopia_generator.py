@@ -38,16 +38,23 @@ def main() -> None:
             res = fit(dataclasses.replace(base, tabular_only=tab), data, tr, te)[1]
             rows[name].append([res[k] for k in KEYS])
             print(seed, name, {k: round(res[k], 3) for k in KEYS}, flush=True)
-    lines = [f"# Myopia progression on the generator ({a.seeds} seeds, n = {a.n}, 25 % hold-out, "
-             f"{a.epochs} epochs, horizon 6 years)", "",
-             f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-             f"{time.time() - t0:.0f} s. Mean ± std over seeds.", "",
-             "| model | rate MAE (D/yr) | trajectory MAE (D) | AUC myopia | AUC high myopia | ECE myopia |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Myopia progression on the generator ({a.seeds} seeds, n = {a.n}, 25 % hold-out, "
+        f"{a.epochs} epochs, horizon 6 years)",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{time.time() - t0:.0f} s. Mean ± std over seeds.",
+        "",
+        "| model | rate MAE (D/yr) | trajectory MAE (D) | AUC myopia | AUC high myopia | ECE myopia |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, r in rows.items():
         r = np.array(r)
-        lines.append(f"| {name} | " + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in
-                                                 zip(np.nanmean(r, 0), np.nanstd(r, 0), strict=True)) + " |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in zip(np.nanmean(r, 0), np.nanstd(r, 0), strict=True))
+            + " |"
+        )
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

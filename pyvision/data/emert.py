@@ -66,9 +66,11 @@ class EmotionData:
             if v.shape[0] != n:
                 raise ValueError(f"{f.name} has {v.shape[0]} samples, er has {n}")
         if self.face.dim() != 5 or self.eye.dim() != 3 or self.eye2.dim() != 3 or self.reg.shape[1:] != (3,):
-            raise ValueError("expected face (N, F, 3, H, W), eye (N, T, 39), eye2 (N, T, 2), reg (N, 3); got "
-                             f"{tuple(self.face.shape)}, {tuple(self.eye.shape)}, {tuple(self.eye2.shape)}, "
-                             f"{tuple(self.reg.shape)}")
+            raise ValueError(
+                "expected face (N, F, 3, H, W), eye (N, T, 39), eye2 (N, T, 2), reg (N, 3); got "
+                f"{tuple(self.face.shape)}, {tuple(self.eye.shape)}, {tuple(self.eye2.shape)}, "
+                f"{tuple(self.reg.shape)}"
+            )
 
     def __len__(self) -> int:
         return int(self.er.shape[0])
@@ -95,9 +97,21 @@ def _smooth_templates(rng: np.random.Generator, k: int, size: int, grid: int = 4
     return up[:, 0].numpy()
 
 
-def make_emert_data(n: int, *, seed: int = 0, world_seed: int = 0, frames: int = 4, image_size: int = 32,
-                    steps: int = 16, gap: float = 0.35, num_subjects: int = 12, eye_signal: float = 0.2,
-                    face_signal: float = 1.0, noise: float = 1.0, face_noise: float = 0.3) -> EmotionData:
+def make_emert_data(
+    n: int,
+    *,
+    seed: int = 0,
+    world_seed: int = 0,
+    frames: int = 4,
+    image_size: int = 32,
+    steps: int = 16,
+    gap: float = 0.35,
+    num_subjects: int = 12,
+    eye_signal: float = 0.2,
+    face_signal: float = 1.0,
+    noise: float = 1.0,
+    face_noise: float = 0.3,
+) -> EmotionData:
     """Draw ``n`` samples; see the module docstring.
 
     ``gap`` = P(displayed expression ≠ felt emotion). ``eye_signal``/``face_signal`` scale the
@@ -109,8 +123,12 @@ def make_emert_data(n: int, *, seed: int = 0, world_seed: int = 0, frames: int =
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not 0.0 <= gap < 1.0:
         raise ValueError(f"gap must be in [0, 1), got {gap}")
-    for name, v in (("frames", frames), ("image_size", image_size), ("steps", steps),
-                    ("num_subjects", num_subjects)):
+    for name, v in (
+        ("frames", frames),
+        ("image_size", image_size),
+        ("steps", steps),
+        ("num_subjects", num_subjects),
+    ):
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     k = len(CLASSES)
@@ -134,12 +152,16 @@ def make_emert_data(n: int, *, seed: int = 0, world_seed: int = 0, frames: int =
     t = np.arange(steps)
     phase = rng.uniform(0, 2 * np.pi, size=n)
     rhythm = 1.0 + 0.5 * np.sin(eye_freq[felt][:, None] * t[None] + phase[:, None])  # (n, T)
-    eye = (eye_signal * eye_proto[felt][:, None, :] * rhythm[..., None] + subj_eye[subject][:, None, :]
-           + noise * rng.standard_normal((n, steps, 39)))
+    eye = (
+        eye_signal * eye_proto[felt][:, None, :] * rhythm[..., None]
+        + subj_eye[subject][:, None, :]
+        + noise * rng.standard_normal((n, steps, 39))
+    )
     arousal = _VA[felt, 1]
     pupil = eye_signal * 2.0 * arousal[:, None] + noise * rng.standard_normal((n, steps))
-    blink = eye_signal * 2.0 * (_VA[felt, 0] < 0)[:, None] * np.cos(t * 0.7)[None] \
-        + noise * rng.standard_normal((n, steps))
+    blink = eye_signal * 2.0 * (_VA[felt, 0] < 0)[:, None] * np.cos(t * 0.7)[
+        None
+    ] + noise * rng.standard_normal((n, steps))
     eye2 = np.stack([pupil, blink], -1)
 
     # Face: the displayed expression's pattern with an onset ramp over the frames, identity, noise.
@@ -147,16 +169,24 @@ def make_emert_data(n: int, *, seed: int = 0, world_seed: int = 0, frames: int =
     ramp = np.linspace(0.5, 1.0, frames)
     amp = face_signal * (intensity / 3.0)[:, None] * ramp[None]  # (n, F)
     pattern = amp[:, :, None, None] * face_tmpl[shown][:, None] + subj_face[subject][:, None]
-    face = 0.5 + 0.15 * (pattern[:, :, None] * face_color[None, None, :, None, None]
-                         + face_noise * rng.standard_normal((n, frames, 3, image_size, image_size)))
+    face = 0.5 + 0.15 * (
+        pattern[:, :, None] * face_color[None, None, :, None, None]
+        + face_noise * rng.standard_normal((n, frames, 3, image_size, image_size))
+    )
     face = np.clip(face, 0.0, 1.0)
 
     va = np.clip(_VA[felt] + 0.1 * rng.standard_normal((n, 2)), -1, 1)
     reg = np.concatenate([va, np.where(shown == 6, 0.0, intensity)[:, None]], 1)
     f32 = torch.float32
-    return EmotionData(face=torch.tensor(face, dtype=f32), eye=torch.tensor(eye, dtype=f32),
-                       eye2=torch.tensor(eye2, dtype=f32), er=torch.tensor(felt), fer=torch.tensor(shown),
-                       reg=torch.tensor(reg, dtype=f32), subject=torch.tensor(subject))
+    return EmotionData(
+        face=torch.tensor(face, dtype=f32),
+        eye=torch.tensor(eye, dtype=f32),
+        eye2=torch.tensor(eye2, dtype=f32),
+        er=torch.tensor(felt),
+        fer=torch.tensor(shown),
+        reg=torch.tensor(reg, dtype=f32),
+        subject=torch.tensor(subject),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -170,8 +200,9 @@ def _label(v: str, column: str, path: Path) -> int:
     try:
         i = int(v)
     except ValueError:
-        raise ValueError(f"{path}: column {column!r} holds {v!r}, expected a class name {CLASSES} "
-                         "or an int") from None
+        raise ValueError(
+            f"{path}: column {column!r} holds {v!r}, expected a class name {CLASSES} or an int"
+        ) from None
     if not 0 <= i < len(CLASSES):
         raise ValueError(f"{path}: column {column!r} holds {i}, expected 0..{len(CLASSES) - 1}")
     return i
@@ -215,7 +246,9 @@ def _read_frames(folder: Path, frames: int, image_size: int) -> np.ndarray:
     return np.stack(out)
 
 
-def load_emer(root: str | os.PathLike, *, frames: int = 8, image_size: int = 112, steps: int = 32) -> EmotionData:
+def load_emer(
+    root: str | os.PathLike, *, frames: int = 8, image_size: int = 112, steps: int = 32
+) -> EmotionData:
     """Load a local EMER-layout directory (see the module docstring) into an ``EmotionData``.
 
     Frames are resized to ``image_size`` and ``frames`` of them sampled uniformly; eye streams are
@@ -246,6 +279,12 @@ def load_emer(root: str | os.PathLike, *, frames: int = 8, image_size: int = 112
         fer.append(_label(r["fer_label"], "fer_label", ann))
         reg.append([float(r.get(c) or 0.0) for c in ("valence", "arousal", "intensity")])
         subject.append(subjects.setdefault(r["subject"].strip(), len(subjects)))
-    return EmotionData(face=torch.from_numpy(np.stack(face)), eye=torch.from_numpy(np.stack(eye)),
-                       eye2=torch.from_numpy(np.stack(eye2)), er=torch.tensor(er), fer=torch.tensor(fer),
-                       reg=torch.tensor(reg, dtype=torch.float32), subject=torch.tensor(subject))
+    return EmotionData(
+        face=torch.from_numpy(np.stack(face)),
+        eye=torch.from_numpy(np.stack(eye)),
+        eye2=torch.from_numpy(np.stack(eye2)),
+        er=torch.tensor(er),
+        fer=torch.tensor(fer),
+        reg=torch.tensor(reg, dtype=torch.float32),
+        subject=torch.tensor(subject),
+    )

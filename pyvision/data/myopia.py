@@ -61,8 +61,9 @@ class MyopiaData:
             raise ValueError(f"images must be (N, V, 3, S, S), got {tuple(self.images.shape)}")
         v = self.images.shape[1]
         if self.se.shape != (n, v) or self.age.shape != (n, v):
-            raise ValueError(f"se and age must be (N, V) = {(n, v)}, got {tuple(self.se.shape)}, "
-                             f"{tuple(self.age.shape)}")
+            raise ValueError(
+                f"se and age must be (N, V) = {(n, v)}, got {tuple(self.se.shape)}, {tuple(self.age.shape)}"
+            )
         if self.traj.shape != (n, HORIZON_YEARS) or self.traj_mask.shape != (n, HORIZON_YEARS):
             raise ValueError(f"traj and traj_mask must be (N, {HORIZON_YEARS})")
 
@@ -137,8 +138,9 @@ def _render(base: np.ndarray, centre: tuple[float, float], a: float, rng: np.ran
     fov = base.max(0) > 0.08
     # Tessellation: choroidal stripes (oriented, random phase) revealed away from the disc.
     theta = rng.uniform(0, np.pi)
-    stripes = 0.5 + 0.5 * np.sin((np.cos(theta) * xx + np.sin(theta) * yy) * (2 * np.pi / max(4.0, s / 10))
-                                 + rng.uniform(0, 2 * np.pi))
+    stripes = 0.5 + 0.5 * np.sin(
+        (np.cos(theta) * xx + np.sin(theta) * yy) * (2 * np.pi / max(4.0, s / 10)) + rng.uniform(0, 2 * np.pi)
+    )
     away = np.clip((dist - 2 * rd) / (2 * rd), 0, 1)
     tess = strength * 0.35 * stripes * away
     img[0] -= tess * 0.6
@@ -163,8 +165,15 @@ def _render(base: np.ndarray, centre: tuple[float, float], a: float, rng: np.ran
     return np.clip(img, 0.0, 1.0)
 
 
-def make_myopia_data(n: int, *, seed: int = 0, image_size: int = 64, visits: int = 1,
-                     image_weight: float = 0.25, noise: float = 0.1) -> MyopiaData:
+def make_myopia_data(
+    n: int,
+    *,
+    seed: int = 0,
+    image_size: int = 64,
+    visits: int = 1,
+    image_weight: float = 0.25,
+    noise: float = 0.1,
+) -> MyopiaData:
     """Draw ``n`` children; see the module docstring. ``image_weight`` scales the rate's dependence on the
     image-only latent z (0 makes the image useless beyond SE and age)."""
     if not isinstance(n, int) or n < 1:
@@ -178,11 +187,20 @@ def make_myopia_data(n: int, *, seed: int = 0, image_size: int = 64, visits: int
     z = rng.standard_normal(n)
     age0 = rng.uniform(6.0, 12.0, size=n)
     se0 = rng.normal(-0.5, 1.6, size=n)
-    rate = (-0.45 - image_weight * z - 0.04 * (12.0 - age0) - 0.05 * np.maximum(-se0, 0)
-            + 0.08 * rng.standard_normal(n))
+    rate = (
+        -0.45
+        - image_weight * z
+        - 0.04 * (12.0 - age0)
+        - 0.05 * np.maximum(-se0, 0)
+        + 0.08 * rng.standard_normal(n)
+    )
     rate = np.minimum(rate, 0.1)
     k = np.arange(-(visits - 1), HORIZON_YEARS + 1)  # years relative to the baseline visit
-    se_all = se0[:, None] + rate[:, None] * k[None] * (1 - 0.04 * k[None]) + noise * rng.standard_normal((n, k.size))
+    se_all = (
+        se0[:, None]
+        + rate[:, None] * k[None] * (1 - 0.04 * k[None])
+        + noise * rng.standard_normal((n, k.size))
+    )
     se_all[:, visits - 1] = se0
     images = np.empty((n, visits, 3, image_size, image_size), dtype=np.float32)
     for i in range(n):
@@ -195,9 +213,14 @@ def make_myopia_data(n: int, *, seed: int = 0, image_size: int = 64, visits: int
     traj_t = torch.tensor(traj, dtype=f32)
     mask_t = torch.from_numpy(mask)
     se_in = torch.tensor(se_all[:, :visits], dtype=f32)
-    return MyopiaData(images=torch.from_numpy(images), se=se_in,
-                      age=torch.tensor(age0[:, None] + k[None, :visits], dtype=f32), traj=traj_t,
-                      traj_mask=mask_t, rate=least_squares_rate(se_in[:, -1], traj_t, mask_t))
+    return MyopiaData(
+        images=torch.from_numpy(images),
+        se=se_in,
+        age=torch.tensor(age0[:, None] + k[None, :visits], dtype=f32),
+        traj=traj_t,
+        traj_mask=mask_t,
+        rate=least_squares_rate(se_in[:, -1], traj_t, mask_t),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -221,8 +244,9 @@ def _image(path: Path, size: int) -> np.ndarray:
         return np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0
 
 
-def load_myopia_csv(path: str | os.PathLike, *, image_size: int = 224, visits: int = 1,
-                    tolerance: float = 0.5) -> MyopiaData:
+def load_myopia_csv(
+    path: str | os.PathLike, *, image_size: int = 224, visits: int = 1, tolerance: float = 0.5
+) -> MyopiaData:
     """Load a longitudinal CSV (see the module docstring). Children with fewer than ``visits`` exams are
     skipped; a child needs at least one follow-up matched to 1..6 years to be kept."""
     path = Path(path)
@@ -233,8 +257,9 @@ def load_myopia_csv(path: str | os.PathLike, *, image_size: int = 224, visits: i
         cols = set(reader.fieldnames or ())
         need = {"child_id", "exam_date", "image_path", "se"}
         if not need <= cols or not ({"age", "birth_date"} & cols):
-            raise ValueError(f"{path}: needs the columns {sorted(need)} and 'age' or 'birth_date', has "
-                             f"{reader.fieldnames}")
+            raise ValueError(
+                f"{path}: needs the columns {sorted(need)} and 'age' or 'birth_date', has {reader.fieldnames}"
+            )
         rows = list(reader)
     by_child: dict[str, list[tuple[dt.date, float, float, str]]] = {}
     for r in rows:
@@ -243,7 +268,9 @@ def load_myopia_csv(path: str | os.PathLike, *, image_size: int = 224, visits: i
             age = float(r["age"])
         else:
             age = (date - _date(r["birth_date"], "birth_date", path)).days / 365.25
-        by_child.setdefault(r["child_id"].strip(), []).append((date, float(r["se"]), age, r["image_path"].strip()))
+        by_child.setdefault(r["child_id"].strip(), []).append(
+            (date, float(r["se"]), age, r["image_path"].strip())
+        )
     images, se, ages, traj, mask = [], [], [], [], []
     for exams in by_child.values():
         exams.sort()
@@ -270,5 +297,11 @@ def load_myopia_csv(path: str | os.PathLike, *, image_size: int = 224, visits: i
     se_t = torch.tensor(se, dtype=f32)
     traj_t = torch.tensor(np.array(traj), dtype=f32)
     mask_t = torch.tensor(np.array(mask))
-    return MyopiaData(images=torch.from_numpy(np.stack(images)), se=se_t, age=torch.tensor(ages, dtype=f32),
-                      traj=traj_t, traj_mask=mask_t, rate=least_squares_rate(se_t[:, -1], traj_t, mask_t))
+    return MyopiaData(
+        images=torch.from_numpy(np.stack(images)),
+        se=se_t,
+        age=torch.tensor(ages, dtype=f32),
+        traj=traj_t,
+        traj_mask=mask_t,
+        rate=least_squares_rate(se_t[:, -1], traj_t, mask_t),
+    )

@@ -34,8 +34,14 @@ def modality_loss(logits: torch.Tensor, mod_ids: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(b * m, k), target.reshape(-1), reduction="sum") / b
 
 
-def task_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], *, er_weight: float = 1.0,
-              fer_weight: float = 1.0, reg_weight: float = 0.0) -> dict[str, torch.Tensor]:
+def task_loss(
+    out: dict[str, torch.Tensor],
+    batch: dict[str, torch.Tensor],
+    *,
+    er_weight: float = 1.0,
+    fer_weight: float = 1.0,
+    reg_weight: float = 0.0,
+) -> dict[str, torch.Tensor]:
     """L_task = w_er·CE(z_er, y_er) + w_fer·CE(z_fer, y_fer) + w_reg·SmoothL1(r, t).
 
     SmoothL1 (β = 1), averaged over the batch and the regression targets t = (valence, arousal,
@@ -63,9 +69,16 @@ def task_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], *, e
     return terms
 
 
-def emert_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], *, alpha: float = 0.1,
-               beta: float = 0.1, er_weight: float = 1.0, fer_weight: float = 1.0,
-               reg_weight: float = 0.0) -> dict[str, torch.Tensor]:
+def emert_loss(
+    out: dict[str, torch.Tensor],
+    batch: dict[str, torch.Tensor],
+    *,
+    alpha: float = 0.1,
+    beta: float = 0.1,
+    er_weight: float = 1.0,
+    fer_weight: float = 1.0,
+    reg_weight: float = 0.0,
+) -> dict[str, torch.Tensor]:
     """L = L_task + α·L_mod(shared logits, through gradient reversal) + β·L_mod(private logits).
 
     ``out`` is ``EMERT.forward``'s dict. Returns ``loss`` and the terms ``task``, ``adv``, ``mod`` (and

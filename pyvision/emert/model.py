@@ -83,8 +83,17 @@ class EMERTModelConfig:
             raise ValueError(f"modalities has duplicates: {self.modalities}")
         if self.d % self.heads:
             raise ValueError(f"d ({self.d}) must be divisible by heads ({self.heads})")
-        for name in ("num_er_classes", "num_fer_classes", "face_width", "lstm_hidden", "lstm_layers", "d",
-                     "depth", "heads", "max_tokens"):
+        for name in (
+            "num_er_classes",
+            "num_fer_classes",
+            "face_width",
+            "lstm_hidden",
+            "lstm_layers",
+            "d",
+            "depth",
+            "heads",
+            "max_tokens",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -102,8 +111,13 @@ class _CrossLayer(nn.Module):
         self.norm_kv = nn.LayerNorm(d)
         self.attn = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
         self.norm_ff = nn.LayerNorm(d)
-        self.ff = nn.Sequential(nn.Linear(d, d * mlp_ratio), nn.GELU(), nn.Dropout(dropout),
-                                nn.Linear(d * mlp_ratio, d), nn.Dropout(dropout))
+        self.ff = nn.Sequential(
+            nn.Linear(d, d * mlp_ratio),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(d * mlp_ratio, d),
+            nn.Dropout(dropout),
+        )
 
     def forward(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
         kvn = self.norm_kv(kv)
@@ -134,8 +148,9 @@ class EMERT(nn.Module):
                 enc_dim[m] = c.lstm_hidden
         self.private = nn.ModuleDict({m: _mlp(enc_dim[m], c.d) for m in c.modalities})
         # One shared projection for every stream: a stream's width is first brought to lstm_hidden.
-        self.to_common = nn.ModuleDict({m: nn.Linear(enc_dim[m], c.lstm_hidden) for m in c.modalities
-                                        if enc_dim[m] != c.lstm_hidden})
+        self.to_common = nn.ModuleDict(
+            {m: nn.Linear(enc_dim[m], c.lstm_hidden) for m in c.modalities if enc_dim[m] != c.lstm_hidden}
+        )
         self.shared = _mlp(c.lstm_hidden, c.d)
         self.modality_classifier = nn.Linear(c.d, len(MODALITIES))
         self.pos_private = nn.Parameter(torch.randn(len(c.modalities), c.max_tokens, c.d) * 0.02)
@@ -146,8 +161,9 @@ class EMERT(nn.Module):
         self.er_head = nn.Linear(c.d, c.num_er_classes)
         self.fer_head = nn.Linear(c.d, c.num_fer_classes)
         self.reg_head = nn.Linear(c.d, c.num_regression)
-        self.register_buffer("mod_ids", torch.tensor([MODALITIES.index(m) for m in c.modalities]),
-                             persistent=False)
+        self.register_buffer(
+            "mod_ids", torch.tensor([MODALITIES.index(m) for m in c.modalities]), persistent=False
+        )
 
     def encode(self, m: str, x: torch.Tensor) -> torch.Tensor:
         """One stream → its token sequence (B, T, enc_dim)."""
@@ -189,9 +205,15 @@ class EMERT(nn.Module):
         for layer in self.layers:
             q = layer(q, kv)
         feat = self.norm(q).mean(1)
-        return {"er": self.er_head(feat), "fer": self.fer_head(feat), "reg": self.reg_head(feat), "feat": feat,
-                "mod_shared": torch.stack(mod_s, 1), "mod_private": torch.stack(mod_p, 1),
-                "mod_ids": self.mod_ids}
+        return {
+            "er": self.er_head(feat),
+            "fer": self.fer_head(feat),
+            "reg": self.reg_head(feat),
+            "feat": feat,
+            "mod_shared": torch.stack(mod_s, 1),
+            "mod_private": torch.stack(mod_p, 1),
+            "mod_ids": self.mod_ids,
+        }
 
 
 def stream_subset(inputs: dict[str, torch.Tensor], modalities: Sequence[str]) -> dict[str, torch.Tensor]:

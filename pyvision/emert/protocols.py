@@ -45,21 +45,26 @@ class Protocol:
         if self.classes not in (3, 7):
             raise ValueError(f"classes must be 3 or 7, got {self.classes}")
         if self.split not in ("subject_dependent", "subject_independent"):
-            raise ValueError(f"split must be 'subject_dependent' or 'subject_independent', got {self.split!r}")
+            raise ValueError(
+                f"split must be 'subject_dependent' or 'subject_independent', got {self.split!r}"
+            )
         if not self.modalities or any(m not in MODALITIES for m in self.modalities):
             raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
 
 
 _SD, _SI = "subject_dependent", "subject_independent"
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
-    Protocol("er7", "er", 7, _SD),
-    Protocol("er3", "er", 3, _SD),
-    Protocol("fer7", "fer", 7, _SD),
-    Protocol("fer3", "fer", 3, _SD),
-    Protocol("er7-si", "er", 7, _SI),
-    Protocol("er7-face", "er", 7, _SD, ("face",)),
-    Protocol("er7-eye", "er", 7, _SD, ("eye", "eye2")),
-)}
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in (
+        Protocol("er7", "er", 7, _SD),
+        Protocol("er3", "er", 3, _SD),
+        Protocol("fer7", "fer", 7, _SD),
+        Protocol("fer3", "fer", 3, _SD),
+        Protocol("er7-si", "er", 7, _SI),
+        Protocol("er7-face", "er", 7, _SD, ("face",)),
+        Protocol("er7-eye", "er", 7, _SD, ("eye", "eye2")),
+    )
+}
 
 
 def get_protocol(name: str) -> Protocol:
@@ -68,7 +73,9 @@ def get_protocol(name: str) -> Protocol:
     return PROTOCOLS[name]
 
 
-def fold_splits(labels, subjects, split: str, n_folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def fold_splits(
+    labels, subjects, split: str, n_folds: int = 5, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train_index, test_index) pairs for K-fold cross-validation.
 
     ``subject_dependent``: sklearn ``StratifiedKFold`` on ``labels`` (shuffled with ``seed``);
@@ -79,7 +86,9 @@ def fold_splits(labels, subjects, split: str, n_folds: int = 5, seed: int = 0) -
     labels = np.asarray(labels)
     subjects = np.asarray(subjects)
     if labels.shape != subjects.shape or labels.ndim != 1:
-        raise ValueError(f"labels and subjects must be 1-D of equal length, got {labels.shape} and {subjects.shape}")
+        raise ValueError(
+            f"labels and subjects must be 1-D of equal length, got {labels.shape} and {subjects.shape}"
+        )
     if not isinstance(n_folds, int) or n_folds < 2:
         raise ValueError(f"n_folds must be an int >= 2, got {n_folds!r}")
     x = np.zeros((labels.size, 1))
@@ -87,8 +96,10 @@ def fold_splits(labels, subjects, split: str, n_folds: int = 5, seed: int = 0) -
         folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(x, labels)
     elif split == _SI:
         if np.unique(subjects).size < n_folds:
-            raise ValueError(f"subject-independent {n_folds}-fold needs >= {n_folds} subjects, "
-                             f"got {np.unique(subjects).size}")
+            raise ValueError(
+                f"subject-independent {n_folds}-fold needs >= {n_folds} subjects, "
+                f"got {np.unique(subjects).size}"
+            )
         folds = GroupKFold(n_folds).split(x, labels, subjects)
     else:
         raise ValueError(f"split must be {_SD!r} or {_SI!r}, got {split!r}")

@@ -29,8 +29,17 @@ from pyvision.emert.model import EMERT, EMERTModelConfig
 from pyvision.emert.protocols import fold_splits, get_protocol
 from pyvision.metrics import classification_report
 
-__all__ = ["PRESETS", "EMERTConfig", "add_arguments", "build_model", "evaluate", "fit", "main", "prepare_data",
-           "run"]
+__all__ = [
+    "PRESETS",
+    "EMERTConfig",
+    "add_arguments",
+    "build_model",
+    "evaluate",
+    "fit",
+    "main",
+    "prepare_data",
+    "run",
+]
 
 
 @dataclass
@@ -78,8 +87,20 @@ class EMERTConfig:
 
 # The paper-scale settings (release: 112-px frames, 8 frames, T = 32, ResNet-18, 200 epochs, Adam 1e-4).
 PRESETS: dict[str, dict] = {
-    "paper": dict(frames=8, image_size=112, steps=32, face_width=64, lstm_hidden=128, lstm_layers=3, epochs=200,
-                  batch_size=16, lr=1e-4, weight_decay=5e-4, dropout=0.5, n_samples=1303),
+    "paper": dict(
+        frames=8,
+        image_size=112,
+        steps=32,
+        face_width=64,
+        lstm_hidden=128,
+        lstm_layers=3,
+        epochs=200,
+        batch_size=16,
+        lr=1e-4,
+        weight_decay=5e-4,
+        dropout=0.5,
+        n_samples=1303,
+    ),
 }
 
 
@@ -88,8 +109,14 @@ def prepare_data(cfg: EMERTConfig) -> EmotionData:
     if cfg.data_root:
         data = load_emer(cfg.data_root, frames=cfg.frames, image_size=cfg.image_size, steps=cfg.steps)
     else:
-        data = make_emert_data(cfg.n_samples, seed=cfg.data_seed, frames=cfg.frames,
-                               image_size=cfg.image_size, steps=cfg.steps, gap=cfg.gap)
+        data = make_emert_data(
+            cfg.n_samples,
+            seed=cfg.data_seed,
+            frames=cfg.frames,
+            image_size=cfg.image_size,
+            steps=cfg.steps,
+            gap=cfg.gap,
+        )
     if get_protocol(cfg.protocol).classes == 3:
         data = dataclasses.replace(data, er=to_coarse(data.er), fer=to_coarse(data.fer))
     return data
@@ -97,10 +124,21 @@ def prepare_data(cfg: EMERTConfig) -> EmotionData:
 
 def build_model(cfg: EMERTConfig) -> EMERT:
     p = get_protocol(cfg.protocol)
-    return EMERT(EMERTModelConfig(num_er_classes=p.classes, num_fer_classes=p.classes, modalities=p.modalities,
-                                  face_width=cfg.face_width, lstm_hidden=cfg.lstm_hidden,
-                                  lstm_layers=cfg.lstm_layers, d=cfg.d, depth=cfg.depth, heads=cfg.heads,
-                                  dropout=cfg.dropout, max_tokens=max(cfg.frames, cfg.steps)))
+    return EMERT(
+        EMERTModelConfig(
+            num_er_classes=p.classes,
+            num_fer_classes=p.classes,
+            modalities=p.modalities,
+            face_width=cfg.face_width,
+            lstm_hidden=cfg.lstm_hidden,
+            lstm_layers=cfg.lstm_layers,
+            d=cfg.d,
+            depth=cfg.depth,
+            heads=cfg.heads,
+            dropout=cfg.dropout,
+            max_tokens=max(cfg.frames, cfg.steps),
+        )
+    )
 
 
 @torch.no_grad()
@@ -110,7 +148,7 @@ def evaluate(model: EMERT, data: EmotionData, index, batch_size: int = 128) -> d
     index = np.asarray(index)
     preds = {"er": [], "fer": []}
     for s in range(0, index.size, batch_size):
-        out = model(data.batch(index[s:s + batch_size]))
+        out = model(data.batch(index[s : s + batch_size]))
         for k in preds:
             preds[k].append(out[k].argmax(1))
     res = {}
@@ -137,10 +175,16 @@ def _train_epoch(model, opt, data, train_idx, cfg, gen) -> dict[str, float]:
     nb = 0
     for s in range(0, len(perm), cfg.batch_size):
         with kernels.nvtx.range("emert.step"):
-            batch = data.batch(perm[s:s + cfg.batch_size])
+            batch = data.batch(perm[s : s + cfg.batch_size])
             out = model(batch, grl_lambda=cfg.grl_lambda)
-            terms = emert_loss(out, batch, alpha=cfg.alpha, beta=cfg.beta, fer_weight=cfg.fer_weight,
-                               reg_weight=cfg.reg_weight)
+            terms = emert_loss(
+                out,
+                batch,
+                alpha=cfg.alpha,
+                beta=cfg.beta,
+                fer_weight=cfg.fer_weight,
+                reg_weight=cfg.reg_weight,
+            )
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             opt.step()
@@ -150,7 +194,9 @@ def _train_epoch(model, opt, data, train_idx, cfg, gen) -> dict[str, float]:
     return {f"train_{k}": v / nb for k, v in sums.items()}
 
 
-def fit(cfg: EMERTConfig, data: EmotionData, train_idx, test_idx, *, progress: bool = False) -> tuple[EMERT, dict]:
+def fit(
+    cfg: EMERTConfig, data: EmotionData, train_idx, test_idx, *, progress: bool = False
+) -> tuple[EMERT, dict]:
     """Train one model on ``train_idx`` for ``cfg.epochs`` (no run directory) and evaluate on ``test_idx``."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -167,8 +213,14 @@ def _mean(results: list[dict]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in results])) for k in results[0]}
 
 
-def run(cfg: EMERTConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
-        progress: bool = True) -> dict:
+def run(
+    cfg: EMERTConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
     """K-fold training with a run directory (see the module docstring). Returns the mean metrics."""
     from tqdm.auto import tqdm
 
@@ -176,8 +228,9 @@ def run(cfg: EMERTConfig, out_dir: str | Path, *, resume: bool = False, overwrit
     protocol = get_protocol(cfg.protocol)
     data = prepare_data(cfg)
     primary = protocol.labels
-    splits = fold_splits(getattr(data, primary).numpy(), data.subject.numpy(), protocol.split, cfg.n_folds,
-                         cfg.seed)
+    splits = fold_splits(
+        getattr(data, primary).numpy(), data.subject.numpy(), protocol.split, cfg.n_folds, cfg.seed
+    )
     n_run = cfg.folds or cfg.n_folds
     fold, epoch, done = 0, 0, []
     gen = torch.Generator()
@@ -195,8 +248,12 @@ def run(cfg: EMERTConfig, out_dir: str | Path, *, resume: bool = False, overwrit
         rd.truncate_metrics("step", fold * cfg.epochs + epoch)
     else:
         rd.write_config(cfg)
-    bar = tqdm(total=n_run * cfg.epochs, initial=fold * cfg.epochs + epoch, desc=f"emert {cfg.protocol}",
-               disable=not progress)
+    bar = tqdm(
+        total=n_run * cfg.epochs,
+        initial=fold * cfg.epochs + epoch,
+        desc=f"emert {cfg.protocol}",
+        disable=not progress,
+    )
     while fold < n_run:
         tr, te = splits[fold]
         if model is None:  # a fresh fold
@@ -210,34 +267,60 @@ def run(cfg: EMERTConfig, out_dir: str | Path, *, resume: bool = False, overwrit
                 rec = _train_epoch(model, opt, data, tr, cfg, gen)
             epoch += 1
             rec.update({f"test_{k}": v for k, v in evaluate(model, data, te).items()})
-            rd.log({"step": fold * cfg.epochs + epoch, "fold": fold, "epoch": epoch, **rec,
-                    "seconds": time.perf_counter() - t0})
+            rd.log(
+                {
+                    "step": fold * cfg.epochs + epoch,
+                    "fold": fold,
+                    "epoch": epoch,
+                    **rec,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
             if epoch == cfg.epochs:
                 done.append({k.removeprefix("test_"): v for k, v in rec.items() if k.startswith("test_")})
             bar.update(1)
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
                 last = epoch == cfg.epochs
-                rd.save_checkpoint({"config": dataclasses.asdict(cfg), "fold": fold + 1 if last else fold,
-                                    "epoch": 0 if last else epoch, "done": done,
-                                    "model": model.state_dict(), "optimizer": _opt_state(opt),
-                                    "rng": capture_rng({"shuffle": gen})})
+                rd.save_checkpoint(
+                    {
+                        "config": dataclasses.asdict(cfg),
+                        "fold": fold + 1 if last else fold,
+                        "epoch": 0 if last else epoch,
+                        "done": done,
+                        "model": model.state_dict(),
+                        "optimizer": _opt_state(opt),
+                        "rng": capture_rng({"shuffle": gen}),
+                    }
+                )
         fold, epoch, model = fold + 1, 0, None
     bar.close()
     mean = _mean(done)
-    result = {"protocol": cfg.protocol, "folds": done, "mean": mean,
-              "primary": {k: mean[f"{primary}_{k}"] for k in ("war", "uar", "f1_weighted", "f1_macro")}}
+    result = {
+        "protocol": cfg.protocol,
+        "folds": done,
+        "mean": mean,
+        "primary": {k: mean[f"{primary}_{k}"] for k in ("war", "uar", "f1_weighted", "f1_macro")},
+    }
     atomic_write(rd.path / "results.json", (json.dumps(result, indent=2) + "\n").encode())
     ms = rd.metrics()
-    plot_curves(rd.path / "curves.png",
-                {"train loss": [(r["step"], r["train_loss"]) for r in ms],
-                 f"test {primary} WAR": [(r["step"], r[f"test_{primary}_war"]) for r in ms]},
-                xlabel="epoch (all folds)", ylabel="value", title=f"EMERT {cfg.protocol}")
+    plot_curves(
+        rd.path / "curves.png",
+        {
+            "train loss": [(r["step"], r["train_loss"]) for r in ms],
+            f"test {primary} WAR": [(r["step"], r[f"test_{primary}_war"]) for r in ms],
+        },
+        xlabel="epoch (all folds)",
+        ylabel="value",
+        title=f"EMERT {cfg.protocol}",
+    )
     return result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = EMERTConfig()
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="paper-scale settings (overridden by flags)")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), help="paper-scale settings (overridden by flags)"
+    )
     for f in dataclasses.fields(EMERTConfig):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(d, f.name)

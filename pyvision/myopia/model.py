@@ -61,10 +61,14 @@ class MyopiaNet(nn.Module):
             in_dim += c.img_dim
         self.tab = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU())
         self.lstm = nn.LSTM(in_dim, c.hidden, batch_first=True)
-        self.traj_head = nn.Sequential(nn.Linear(c.hidden + 2, c.hidden), nn.ReLU(), nn.Linear(c.hidden, HORIZON_YEARS))
+        self.traj_head = nn.Sequential(
+            nn.Linear(c.hidden + 2, c.hidden), nn.ReLU(), nn.Linear(c.hidden, HORIZON_YEARS)
+        )
         self.risk_head = nn.Sequential(nn.Linear(c.hidden + 2, c.hidden), nn.ReLU(), nn.Linear(c.hidden, 2))
 
-    def forward(self, images: torch.Tensor | None, se: torch.Tensor, age: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, images: torch.Tensor | None, se: torch.Tensor, age: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         if se.dim() != 2 or age.shape != se.shape:
             raise ValueError(f"se and age must both be (B, V), got {tuple(se.shape)} and {tuple(age.shape)}")
         b, v = se.shape
@@ -72,8 +76,10 @@ class MyopiaNet(nn.Module):
         parts = [self.tab(tab_in)]
         if self.config.use_image:
             if images is None or images.dim() != 5 or images.shape[:3] != (b, v, 3):
-                raise ValueError(f"images must be (B, V, 3, S, S) = ({b}, {v}, 3, S, S), got "
-                                 f"{None if images is None else tuple(images.shape)}")
+                raise ValueError(
+                    f"images must be (B, V, 3, S, S) = ({b}, {v}, 3, S, S), got "
+                    f"{None if images is None else tuple(images.shape)}"
+                )
             feats = self.encoder(images.flatten(0, 1)).view(b, v, -1)
             parts.insert(0, self.img_proj(feats))
         h = self.lstm(torch.cat(parts, -1))[0][:, -1]
@@ -84,8 +90,9 @@ class MyopiaNet(nn.Module):
         return {"traj": traj, "rate": rate, "risk_logits": self.risk_head(h)}
 
 
-def myopia_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], *, horizon: int,
-                risk_weight: float = 1.0) -> dict[str, torch.Tensor]:
+def myopia_loss(
+    out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], *, horizon: int, risk_weight: float = 1.0
+) -> dict[str, torch.Tensor]:
     """The loss of the module docstring; returns ``loss``, ``traj`` and ``risk``."""
     if not 1 <= horizon <= HORIZON_YEARS:
         raise ValueError(f"horizon must be in 1..{HORIZON_YEARS}, got {horizon}")
@@ -99,7 +106,9 @@ def myopia_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], *,
     seen = batch["traj_mask"][:, horizon - 1]
     if seen.any():
         y = torch.stack([(se_h <= -0.5), (se_h <= -6.0)], -1).to(out["risk_logits"].dtype)[seen]
-        l_risk = F.binary_cross_entropy_with_logits(out["risk_logits"][seen], y, reduction="none").mean(0).sum()
+        l_risk = (
+            F.binary_cross_entropy_with_logits(out["risk_logits"][seen], y, reduction="none").mean(0).sum()
+        )
     else:
         l_risk = out["risk_logits"].sum() * 0.0
     return {"loss": l_traj + risk_weight * l_risk, "traj": l_traj, "risk": l_risk}

@@ -26,8 +26,18 @@ from pyvision.data.myopia import MyopiaData, load_myopia_csv, make_myopia_data
 from pyvision.metrics import auc, calibration, mae, plot_calibration
 from pyvision.myopia.model import MyopiaModelConfig, MyopiaNet, myopia_loss
 
-__all__ = ["PRESETS", "MyopiaConfig", "add_arguments", "build_model", "evaluate", "fit", "main", "prepare_data",
-           "run", "split"]
+__all__ = [
+    "PRESETS",
+    "MyopiaConfig",
+    "add_arguments",
+    "build_model",
+    "evaluate",
+    "fit",
+    "main",
+    "prepare_data",
+    "run",
+    "split",
+]
 
 
 @dataclass
@@ -90,7 +100,7 @@ def evaluate(model: MyopiaNet, data: MyopiaData, index, horizon: int, batch_size
     ``_probs`` keys hold the predicted risks (for the calibration plot)."""
     model.eval()
     index = np.asarray(index)
-    outs = [_forward(model, data.batch(index[s:s + batch_size])) for s in range(0, index.size, batch_size)]
+    outs = [_forward(model, data.batch(index[s : s + batch_size])) for s in range(0, index.size, batch_size)]
     out = {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
     d = data.subset(index)
     m = d.traj_mask
@@ -121,7 +131,7 @@ def _train_epoch(model, opt, data, train_idx, cfg, gen) -> dict[str, float]:
     sums, nb = {}, 0
     for s in range(0, len(perm), cfg.batch_size):
         with kernels.nvtx.range("myopia.step"):
-            b = data.batch(perm[s:s + cfg.batch_size])
+            b = data.batch(perm[s : s + cfg.batch_size])
             terms = myopia_loss(_forward(model, b), b, horizon=cfg.horizon, risk_weight=cfg.risk_weight)
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
@@ -147,8 +157,14 @@ def fit(cfg: MyopiaConfig, data: MyopiaData, train_idx, test_idx) -> tuple[Myopi
     return model, evaluate(model, data, test_idx, cfg.horizon)
 
 
-def run(cfg: MyopiaConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
-        progress: bool = True) -> dict:
+def run(
+    cfg: MyopiaConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
     """Train with a run directory (see the module docstring); returns the final hold-out metrics."""
     from tqdm.auto import tqdm
 
@@ -159,7 +175,7 @@ def run(cfg: MyopiaConfig, out_dir: str | Path, *, resume: bool = False, overwri
     gen = torch.Generator().manual_seed(cfg.seed)
     model = build_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    epoch = 0
+    start = 0
     if resume and rd.has_checkpoint():
         state = rd.load_checkpoint()
         if state["config"] != dataclasses.asdict(cfg):
@@ -167,32 +183,58 @@ def run(cfg: MyopiaConfig, out_dir: str | Path, *, resume: bool = False, overwri
         model.load_state_dict(state["model"])
         opt.load_state_dict(_opt_unstate(state["optimizer"]))
         restore_rng(state["rng"], {"shuffle": gen})
-        epoch = state["epoch"]
-        rd.truncate_metrics("epoch", epoch)
+        start = state["epoch"]
+        rd.truncate_metrics("epoch", start)
     else:
         rd.write_config(cfg)
     res = None
-    for epoch in tqdm(range(epoch, cfg.epochs), initial=epoch, total=cfg.epochs, desc="myopia",
-                      disable=not progress):
+    for epoch in tqdm(
+        range(start, cfg.epochs), initial=start, total=cfg.epochs, desc="myopia", disable=not progress
+    ):
         t0 = time.perf_counter()
         with kernels.nvtx.range(f"myopia.epoch{epoch}"):
             rec = _train_epoch(model, opt, data, tr, cfg, gen)
         res = evaluate(model, data, te, cfg.horizon)
-        rd.log({"epoch": epoch + 1, **rec, **{f"test_{k}": v for k, v in _public(res).items()},
-                "seconds": time.perf_counter() - t0})
+        rd.log(
+            {
+                "epoch": epoch + 1,
+                **rec,
+                **{f"test_{k}": v for k, v in _public(res).items()},
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
-            rd.save_checkpoint({"config": dataclasses.asdict(cfg), "epoch": epoch + 1, "model": model.state_dict(),
-                                "optimizer": _opt_state(opt), "rng": capture_rng({"shuffle": gen})})
+            rd.save_checkpoint(
+                {
+                    "config": dataclasses.asdict(cfg),
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": _opt_state(opt),
+                    "rng": capture_rng({"shuffle": gen}),
+                }
+            )
     if res is None:  # resumed a finished run
         res = evaluate(model, data, te, cfg.horizon)
     ms = rd.metrics()
-    plot_curves(rd.path / "curves.png", {"train loss": [(r["epoch"], r["train_loss"]) for r in ms],
-                                         "test rate MAE (D/yr)": [(r["epoch"], r["test_rate_mae"]) for r in ms]},
-                xlabel="epoch", ylabel="value", title="myopia progression")
-    plot_calibration(rd.path / "calibration.png",
-                     {name: calibration(*res[f"_{name}_probs"], n_bins=5) for name in ("myopia", "high_myopia")
-                      if 0 < res[f"_{name}_probs"][0].sum() < len(res[f"_{name}_probs"][0])},
-                     title=f"risk at {cfg.horizon} years")
+    plot_curves(
+        rd.path / "curves.png",
+        {
+            "train loss": [(r["epoch"], r["train_loss"]) for r in ms],
+            "test rate MAE (D/yr)": [(r["epoch"], r["test_rate_mae"]) for r in ms],
+        },
+        xlabel="epoch",
+        ylabel="value",
+        title="myopia progression",
+    )
+    plot_calibration(
+        rd.path / "calibration.png",
+        {
+            name: calibration(*res[f"_{name}_probs"], n_bins=5)
+            for name in ("myopia", "high_myopia")
+            if 0 < res[f"_{name}_probs"][0].sum() < len(res[f"_{name}_probs"][0])
+        },
+        title=f"risk at {cfg.horizon} years",
+    )
     out = _public(res)
     atomic_write(rd.path / "results.json", (json.dumps(out, indent=2) + "\n").encode())
     return out
@@ -200,7 +242,9 @@ def run(cfg: MyopiaConfig, out_dir: str | Path, *, resume: bool = False, overwri
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = MyopiaConfig()
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="paper-scale settings (overridden by flags)")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), help="paper-scale settings (overridden by flags)"
+    )
     for f in dataclasses.fields(MyopiaConfig):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(d, f.name)
@@ -222,5 +266,9 @@ def main(args: argparse.Namespace) -> int:
         if v is not None:
             values[f.name] = v
     cfg = MyopiaConfig(**values)
-    print(json.dumps(run(cfg, Path(args.out) / cfg.name, resume=args.resume, overwrite=args.overwrite), indent=2))
+    print(
+        json.dumps(
+            run(cfg, Path(args.out) / cfg.name, resume=args.resume, overwrite=args.overwrite), indent=2
+        )
+    )
     return 0

@@ -7,16 +7,28 @@ import pytest
 import torch
 
 import pyvision.emert.model as emert_model
-from pyvision.emert import (EMERT, PROTOCOLS, EMERTModelConfig, emert_loss, fold_splits, get_protocol,
-                            grad_reverse, modality_loss, task_loss)
+from pyvision.emert import (
+    EMERT,
+    PROTOCOLS,
+    EMERTModelConfig,
+    emert_loss,
+    fold_splits,
+    get_protocol,
+    grad_reverse,
+    modality_loss,
+    task_loss,
+)
 
 TINY = dict(face_width=4, lstm_hidden=16, lstm_layers=3, d=16, heads=8, depth=2, max_tokens=8, dropout=0.0)
 
 
 def _inputs(b=3, frames=2, steps=5, size=32):
     g = torch.Generator().manual_seed(0)
-    return {"face": torch.rand(b, frames, 3, size, size, generator=g), "eye": torch.randn(b, steps, 39, generator=g),
-            "eye2": torch.randn(b, steps, 2, generator=g)}
+    return {
+        "face": torch.rand(b, frames, 3, size, size, generator=g),
+        "eye": torch.randn(b, steps, 39, generator=g),
+        "eye2": torch.randn(b, steps, 2, generator=g),
+    }
 
 
 def test_gradient_reversal_forward_identity_backward_negated():
@@ -44,9 +56,15 @@ def test_modality_loss_by_hand():
 
 
 def _out_by_hand():
-    return {"feat": torch.zeros(1, 4), "er": torch.tensor([[0.0, 0.0]]), "fer": torch.tensor([[math.log(3), 0.0]]),
-            "reg": torch.zeros(1, 3), "mod_shared": torch.zeros(1, 3, 3), "mod_private": torch.zeros(1, 3, 3),
-            "mod_ids": torch.tensor([0, 1, 2])}
+    return {
+        "feat": torch.zeros(1, 4),
+        "er": torch.tensor([[0.0, 0.0]]),
+        "fer": torch.tensor([[math.log(3), 0.0]]),
+        "reg": torch.zeros(1, 3),
+        "mod_shared": torch.zeros(1, 3, 3),
+        "mod_private": torch.zeros(1, 3, 3),
+        "mod_ids": torch.tensor([0, 1, 2]),
+    }
 
 
 def test_task_and_total_loss_by_hand():
@@ -99,8 +117,10 @@ def test_adversarial_gradient_is_reversed_on_shared_path_only(monkeypatch):
         model.zero_grad()
         out = model(x, grl_lambda=lam)
         modality_loss(out["mod_shared"], out["mod_ids"]).backward()
-        return {n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p))
-                for n, p in model.named_parameters()}
+        return {
+            n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p))
+            for n, p in model.named_parameters()
+        }
 
     rev = grads(1.0)
     monkeypatch.setattr(emert_model, "grad_reverse", lambda t, lam=1.0: t)

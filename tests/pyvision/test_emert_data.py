@@ -43,11 +43,18 @@ def _write_emer(root, n=3, frames=5, steps=7):
         sid = f"s{i}"
         (root / "face" / sid).mkdir(parents=True)
         for f in range(frames):
-            Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(root / "face" / sid / f"{f:03d}.png")
+            Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(
+                root / "face" / sid / f"{f:03d}.png"
+            )
         (root / "eye").mkdir(exist_ok=True)
         (root / "eye2").mkdir(exist_ok=True)
-        np.savetxt(root / "eye" / f"{sid}.csv", rng.standard_normal((steps, 39)), delimiter=",",
-                   header=",".join(f"f{j}" for j in range(39)), comments="")
+        np.savetxt(
+            root / "eye" / f"{sid}.csv",
+            rng.standard_normal((steps, 39)),
+            delimiter=",",
+            header=",".join(f"f{j}" for j in range(39)),
+            comments="",
+        )
         np.savetxt(root / "eye2" / f"{sid}.csv", np.arange(steps * 2).reshape(steps, 2), delimiter=",")
         rows.append(f"{sid},p{i % 2},{CLASSES[i]},{i + 1},0.5,-0.25,{i}")
     (root / "annotations.csv").write_text("\n".join(rows) + "\n")
@@ -64,7 +71,9 @@ def test_loader_reads_the_layout(tmp_path):
     torch.testing.assert_close(d.reg[2], torch.tensor([0.5, -0.25, 2.0]))
     # The first frame file, resized, is the first frame.
     im = Image.open(tmp_path / "face" / "s0" / "000.png").convert("RGB").resize((16, 16), Image.BILINEAR)
-    torch.testing.assert_close(d.face[0, 0], torch.tensor(np.asarray(im), dtype=torch.float32).permute(2, 0, 1) / 255)
+    torch.testing.assert_close(
+        d.face[0, 0], torch.tensor(np.asarray(im), dtype=torch.float32).permute(2, 0, 1) / 255
+    )
 
 
 def test_loader_errors(tmp_path):
@@ -85,8 +94,20 @@ def test_loader_errors(tmp_path):
 
 
 # Tiny nets on the generator (a few seconds each): 4-wide ResNet-18 on 2 frames of 16 px, 16-unit LSTMs.
-FAST = dict(n_samples=300, frames=2, image_size=16, steps=8, face_width=4, lstm_hidden=16, lstm_layers=1, d=32,
-            epochs=15, batch_size=32, lr=2e-3, dropout=0.0)
+FAST = dict(
+    n_samples=300,
+    frames=2,
+    image_size=16,
+    steps=8,
+    face_width=4,
+    lstm_hidden=16,
+    lstm_layers=1,
+    d=32,
+    epochs=15,
+    batch_size=32,
+    lr=2e-3,
+    dropout=0.0,
+)
 
 
 def _er_accuracy(protocol, seed):

@@ -9,13 +9,36 @@ import pyvision.emert.train as emert_train
 import pyvision.myopia.train as myopia_train
 from pyvision.cli import main
 
-EMERT = ["--n-samples", "30", "--frames", "2", "--image-size", "16", "--steps", "4", "--face-width", "2",
-         "--lstm-hidden", "8", "--d", "16", "--epochs", "2", "--n-folds", "2", "--batch-size", "16"]
+EMERT = [
+    "--n-samples",
+    "30",
+    "--frames",
+    "2",
+    "--image-size",
+    "16",
+    "--steps",
+    "4",
+    "--face-width",
+    "2",
+    "--lstm-hidden",
+    "8",
+    "--d",
+    "16",
+    "--epochs",
+    "2",
+    "--n-folds",
+    "2",
+    "--batch-size",
+    "16",
+]
 MYOPIA = ["--n-samples", "16", "--image-size", "16", "--width", "2", "--epochs", "3", "--batch-size", "8"]
 
 
 def _curve(path):
-    return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in path.read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "seconds"}
+        for line in path.read_text().splitlines()
+    ]
 
 
 def _interrupted(monkeypatch, module, after):
@@ -30,8 +53,9 @@ def _interrupted(monkeypatch, module, after):
     monkeypatch.setattr(module, "_train_epoch", flaky)
 
 
-@pytest.mark.parametrize("task,args,module,after", [("emert", EMERT, emert_train, 3),
-                                                    ("myopia", MYOPIA, myopia_train, 2)])
+@pytest.mark.parametrize(
+    "task,args,module,after", [("emert", EMERT, emert_train, 3), ("myopia", MYOPIA, myopia_train, 2)]
+)
 def test_run_dir_and_resume(tmp_path, monkeypatch, task, args, module, after):
     base = ["train", "--task", task, *args, "--out", str(tmp_path)]
     assert main([*base, "--name", "full"]) == 0

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from pyvision.metrics import (auc, calibration, classification_report, f1_macro, f1_weighted, mae,
-                              plot_calibration, uar, war)
+from pyvision.metrics import (
+    auc,
+    calibration,
+    classification_report,
+    f1_macro,
+    f1_weighted,
+    mae,
+    plot_calibration,
+    uar,
+    war,
+)
 
 Y = [0, 0, 1, 1, 2]
 P = [0, 1, 1, 1, 0]

@@ -27,7 +27,10 @@ def test_least_squares_rate_by_hand_and_polyfit():
 
 def test_loss_by_hand():
     out = {"traj": torch.zeros(1, 6), "risk_logits": torch.zeros(1, 2)}
-    batch = {"traj": torch.tensor([[0.5, 2.0, 0, 0, 0, 0]]), "traj_mask": torch.tensor([[True, True] + [False] * 4])}
+    batch = {
+        "traj": torch.tensor([[0.5, 2.0, 0, 0, 0, 0]]),
+        "traj_mask": torch.tensor([[True, True] + [False] * 4]),
+    }
     # SmoothL1 over the 2 observed years: (½·0.25 + (2 − ½))/2; SE at year 2 = +2 → both labels 0 → 2·log 2.
     t = myopia_loss(out, batch, horizon=2, risk_weight=0.5)
     assert float(t["traj"]) == pytest.approx((0.125 + 1.5) / 2)
@@ -43,7 +46,9 @@ def test_model_single_visit_and_series():
     for v in (1, 3):
         model = MyopiaNet(MyopiaModelConfig(width=4))
         out = model(torch.rand(2, v, 3, 32, 32), torch.randn(2, v), torch.full((2, v), 8.0))
-        assert out["traj"].shape == (2, 6) and out["rate"].shape == (2,) and out["risk_logits"].shape == (2, 2)
+        assert (
+            out["traj"].shape == (2, 6) and out["rate"].shape == (2,) and out["risk_logits"].shape == (2, 2)
+        )
     tab = MyopiaNet(MyopiaModelConfig(use_image=False))
     assert tab(None, torch.randn(2, 1), torch.randn(2, 1))["traj"].shape == (2, 6)
     assert not any("encoder" in n for n, _ in tab.named_parameters())
@@ -72,12 +77,14 @@ def test_csv_loader(tmp_path):
     img = np.zeros((10, 12, 3), np.uint8)
     img[..., 0] = 200
     Image.fromarray(img).save(tmp_path / "a.png")
-    rows = ["child_id,exam_date,image_path,se,birth_date",
-            "c1,2015-03-01,a.png,0.5,2008-03-01",
-            "c1,2016-03-02,a.png,-0.25,2008-03-01",
-            "c1,2018-02-20,a.png,-1.5,2008-03-01",
-            "c1,2016-09-01,a.png,-0.5,2008-03-01",  # 1.5 years: not matched to a whole year
-            "c2,2015-01-01,a.png,1.0,2010-01-01"]  # no follow-up: dropped
+    rows = [
+        "child_id,exam_date,image_path,se,birth_date",
+        "c1,2015-03-01,a.png,0.5,2008-03-01",
+        "c1,2016-03-02,a.png,-0.25,2008-03-01",
+        "c1,2018-02-20,a.png,-1.5,2008-03-01",
+        "c1,2016-09-01,a.png,-0.5,2008-03-01",  # 1.5 years: not matched to a whole year
+        "c2,2015-01-01,a.png,1.0,2010-01-01",
+    ]  # no follow-up: dropped
     (tmp_path / "exams.csv").write_text("\n".join(rows) + "\n")
     d = load_myopia_csv(tmp_path / "exams.csv", image_size=8, tolerance=0.25)
     assert len(d) == 1 and d.images.shape == (1, 1, 3, 8, 8)
@@ -92,7 +99,8 @@ def test_csv_loader(tmp_path):
     (tmp_path / "bad.csv").write_text("child_id,exam_date,image_path,se,age\nc1,2015/03/01,a.png,0.5,7\n")
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         load_myopia_csv(tmp_path / "bad.csv")
-    (tmp_path / "img.csv").write_text("child_id,exam_date,image_path,se,age\nc1,2015-03-01,zz.png,0.5,7\n"
-                                      "c1,2016-03-01,zz.png,0.1,8\n")
+    (tmp_path / "img.csv").write_text(
+        "child_id,exam_date,image_path,se,age\nc1,2015-03-01,zz.png,0.5,7\nc1,2016-03-01,zz.png,0.1,8\n"
+    )
     with pytest.raises(FileNotFoundError, match="zz.png"):
         load_myopia_csv(tmp_path / "img.csv")
