@@ -25,34 +25,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from pyvision.models.grl import GradientReversal, grad_reverse  # noqa: F401 - re-exported
 from pyvision.models.resnet import resnet18
 
 __all__ = ["EMERT", "EMERTModelConfig", "GradientReversal", "MODALITIES", "grad_reverse"]
 
 MODALITIES: tuple[str, ...] = ("face", "eye", "eye2")
 _IN_DIMS = {"eye": 39, "eye2": 2}
-
-
-class GradientReversal(torch.autograd.Function):
-    """y = x in the forward pass; ∂L/∂x = −λ·∂L/∂y in the backward pass (Ganin & Lempitsky, 2015)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, lambd: float) -> torch.Tensor:
-        ctx.lambd = float(lambd)
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        return grad_output.neg() * ctx.lambd, None
-
-
-def grad_reverse(x: torch.Tensor, lambd: float = 1.0) -> torch.Tensor:
-    """Identity forward, gradient multiplied by −``lambd`` backward."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
-    if not isinstance(lambd, int | float) or lambd < 0:
-        raise ValueError(f"lambd must be a non-negative number, got {lambd!r}")
-    return GradientReversal.apply(x, lambd)
 
 
 @dataclass

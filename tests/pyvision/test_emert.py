@@ -14,7 +14,6 @@ from pyvision.emert import (
     emert_loss,
     fold_splits,
     get_protocol,
-    grad_reverse,
     modality_loss,
     task_loss,
 )
@@ -29,19 +28,6 @@ def _inputs(b=3, frames=2, steps=5, size=32):
         "eye": torch.randn(b, steps, 39, generator=g),
         "eye2": torch.randn(b, steps, 2, generator=g),
     }
-
-
-def test_gradient_reversal_forward_identity_backward_negated():
-    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(4, 3, dtype=torch.float64)
-    y = grad_reverse(x, 0.3)
-    torch.testing.assert_close(y, x, rtol=0, atol=0)
-    (y * w).sum().backward()
-    torch.testing.assert_close(x.grad, -0.3 * w, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="lambd"):
-        grad_reverse(x, -1.0)
-    with pytest.raises(TypeError, match="x must be a tensor"):
-        grad_reverse([1.0], 1.0)
 
 
 def test_modality_loss_by_hand():
