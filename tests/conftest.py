@@ -26,3 +26,19 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+_METHOD_TEST_DIRS = ("pyfed", "pyrecon", "pyvision")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_for_method_tests(request):
+    """Method-package tests train tiny models: one intra-op thread is faster than two there (no OpenMP
+    barrier per small op), and far faster on a shared machine. Kernel tests keep torch's default."""
+    if request.path.parent.name not in _METHOD_TEST_DIRS:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
