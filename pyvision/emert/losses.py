@@ -7,7 +7,7 @@ Total (the paper's weighting, α = β = 0.1)::
 
 ``L_adv`` and ``L_mod`` are the *same* cross-entropy of the modality classifier; what makes the first
 adversarial is the gradient reversal in front of the classifier on the shared path (see
-``pyvision.emert.model.grad_reverse``): minimising it trains the classifier to recognise the modality
+``pyvision.models.grl.grad_reverse``): minimising it trains the classifier to recognise the modality
 and, through the −λ gradient, trains the encoders to make the shared features modality-invariant.
 """
 
