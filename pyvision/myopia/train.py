@@ -6,6 +6,14 @@ MAE of the trajectory (D), AUC of myopia and high-myopia risk at ``horizon`` yea
 calibration error. ``--tabular-only`` trains the refraction + age baseline (no image). A run writes
 ``runs/<name>/``: config.json, metrics.jsonl, checkpoint.safetensors (``--resume`` continues on an
 identical curve), curves.png, calibration.png and results.json.
+
+Training: AdamW with a cosine learning-rate decay (``cosine_lr``) and, after every epoch, BatchNorm
+statistics recomputed exactly over the training children (``recompute_bn_stats``). Without the latter the
+image model lost to the refraction + age baseline (rate MAE 0.22 vs 0.16 D/yr): its eval-mode predictions
+were off even on the training children while the training loss kept falling, i.e. stale running
+statistics, not missing signal or overfitting. The trajectory is predicted relative to the baseline SE and
+the baseline (SE, age) also go straight to the heads, so the tabular path is never worse-placed than in
+the baseline.
 """
 
 from __future__ import annotations
