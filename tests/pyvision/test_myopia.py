@@ -133,6 +133,9 @@ def test_cosine_lr():
     cfg = MyopiaConfig(lr=0.4, epochs=2)
     assert [cosine_lr(cfg, t, 5) for t in (0, 5, 10)] == pytest.approx([0.4, 0.2, 0.0])
     assert cosine_lr(cfg, 2, 4) == pytest.approx(0.2 * (1 + math.cos(math.pi / 4)))
+    assert cosine_lr(MyopiaConfig(lr=0.4, lr_schedule="constant"), 7, 5) == 0.4
+    with pytest.raises(ValueError, match="lr_schedule"):
+        MyopiaConfig(lr_schedule="step")
 
 
 def _tiny_run(seed: int) -> tuple[dict, dict]:
@@ -158,3 +161,16 @@ def test_tiny_run_beats_the_trivial_predictor():
     assert res["rate_mae"] < 0.95 * trivial["rate_mae"], (res, trivial)
     assert res["traj_mae"] < 0.95 * trivial["traj_mae"], (res, trivial)
     assert res["myopia_auc"] > 0.75, res
+
+
+def test_cli_flags_reach_the_config():
+    import argparse
+
+    from pyvision.myopia.train import add_arguments
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    a = p.parse_args(["--no-precise-bn", "--tabular-only", "--epochs", "3"])
+    assert (a.precise_bn, a.tabular_only, a.epochs) == (False, True, 3)
+    a = p.parse_args([])
+    assert a.precise_bn is None and a.tabular_only is None  # None = keep the config's default
