@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
             p.set_defaults(_missing=f"task {name!r} cannot run: {e}")
             continue
         module.add_arguments(p)
+        if "--threads" not in p._option_string_actions:
+            p.add_argument("--threads", type=int, default=None,
+                           help="torch intra-op threads (1 suits the small CPU models)")
         modules[name] = module
     argv = list(argv) if argv is not None else None
     if argv is None:
@@ -45,4 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "_missing", None):
         parser.error(args._missing)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     return int(modules[args.task].main(args) or 0)

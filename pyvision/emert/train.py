@@ -328,7 +328,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, default=None, help="local EMER-layout directory (default: generator)")
         else:
             parser.add_argument(flag, type=type(default), default=None, help=f"default {default}")
-    parser.add_argument("--out", default="runs", help="parent directory of runs/<name>/")
+    parser.add_argument("--runs-dir", "--out", dest="out", default="runs", help="parent of runs/<name>/")
     parser.add_argument("--resume", action="store_true", help="continue runs/<name>/ from its checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="start runs/<name>/ over")
 
