@@ -1,5 +1,9 @@
 """``python -m pyvision train --task fer-gcd``: SimGCD baseline and FER-GCD on faces.
 
+Before the GCD epochs the backbone is pretrained on the training images (``pretrain_backbone``: SimCLR,
+no labels, by default; the stand-in for the DINO weights both methods assume — from scratch the GCD
+objective collapses on the CPU generator). Evidence: benchmarks/results/vision/fer_gcd_generator.md.
+
 Per step (V = 2 augmented views of a batch that is half labelled, half unlabelled in expectation, as
 SimGCD's weighted sampler makes it; w_s = ``sup_weight`` = 0.35; logits sharpened by τ_s = 0.1):
 
