@@ -8,7 +8,8 @@ expanded by one matmul against a (88, 8, 8, 25) sampled basis per pair type. Gro
 - ``expand``: the filter expansion alone, coefficients → (64, 64, 5, 5) weight. anchor = e2cnn
   ``R2Conv.expand_parameters()`` (what its training-mode forward runs every call); ``cpu`` and
   ``reference`` = ``kernels.rotate_filter_bank`` with that backend forced. Also fwd+bwd of the
-  expansion (anchor: autograd through e2cnn's expansion).
+  expansion: autograd.grad of the bank w.r.t. the coefficients (anchor: through e2cnn's expansion)
+  for a fixed upstream gradient. Single-threaded (all providers; see test_expand).
 - ``train``: GroupConv2d forward + backward (input and parameter gradients) in training mode at
   batch BATCH, 64 channels, 128² (BATCH = 2 instead of the issue's 8: on 2 shared cores one batch-8
   step takes several seconds; the expansion cost does not depend on the batch, so batch 2 is the
@@ -77,15 +78,17 @@ def _image() -> torch.Tensor:
 
 
 def _expand(provider: str, backward: bool):
+    # Backward: the upstream gradient is a fixed contiguous (64, 64, 5, 5) tensor, as conv2d's weight
+    # gradient is in a network (w.sum().backward() would hand both an expanded stride-0 tensor).
+    grad_w = torch.randn(CH, CH, K, K, generator=torch.Generator().manual_seed(1))
     if provider == "anchor":
         conv = _r2conv().train()
         if not backward:
             return lambda: conv.expand_parameters()[0]
 
         def anchor_fb():
-            w, b = conv.expand_parameters()
-            w.sum().backward()
-            return w
+            w, _ = conv.expand_parameters()
+            return torch.autograd.grad(w, conv.weights, grad_w)[0]
 
         return anchor_fb
     layer = _ours_for(provider)
@@ -94,9 +97,7 @@ def _expand(provider: str, backward: bool):
     def ours():
         with kernels.use_backend(_backend(provider)):
             w = kernels.rotate_filter_bank(coeffs, basis, N)
-            if backward:
-                w.sum().backward()
-        return w
+            return torch.autograd.grad(w, coeffs, grad_w)[0] if backward else w
 
     return ours
 
@@ -110,9 +111,16 @@ EXPAND_CASES = [(p, b) for b in (False, True) for p in ("anchor", "cpu", "cpu-fo
 def test_expand(benchmark, provider: str, backward: bool) -> None:
     _skip_unavailable(provider)
     benchmark.group = f"rotate_filter_bank expand {'fwd+bwd' if backward else 'fwd'} C8 8->8 fields k=5 fp32"
-    benchmark.extra_info.update(provider=provider, threads=torch.get_num_threads())
-    fn = _expand(provider, backward)
-    benchmark.pedantic(fn, rounds=50, iterations=5, warmup_rounds=5)
+    # One thread for every provider: a 0.1-0.5 ms op on shared cores otherwise measures OpenMP
+    # barrier waits of descheduled threads (medians of 30-50 ms for torch's threaded ops, seen here).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        benchmark.extra_info.update(provider=provider, threads=1)
+        fn = _expand(provider, backward)
+        benchmark.pedantic(fn, rounds=50, iterations=5, warmup_rounds=5)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _layer_call(provider: str, train: bool):

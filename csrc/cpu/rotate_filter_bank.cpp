@@ -179,11 +179,12 @@ void backward_pair_generic(const T* grad_W, const T* basis, T* grad, int64_t pai
   }
 }
 
-// Below this many multiply-adds (about 0.15 ms on one core) the kernel stays on one thread: the
-// OpenMP team saves ~30% when the cores are idle, but on busy cores a descheduled thread holds the
-// barrier for a whole time slice. Measured on 2 shared cores, the 8 -> 8-field C_8 k=5 bank
-// (2.6M multiply-adds, forward + backward): 2 threads median 0.108 ms but p90 24 ms; 1 thread
-// median 0.145 ms, p90 0.15 ms.
+// Below this many multiply-adds (~0.13 ms on one core) the kernel stays on one thread. On 2 idle
+// cores the OpenMP team would save ~40% of the 8 -> 8-field C_8 k=5 bank (2.6M
+// multiply-adds: forward 0.08 -> 0.045 ms), but on busy cores a descheduled thread holds the
+// barrier for whole scheduler ticks: measured on this shared machine, forward min 8 ms (!) with the
+// team vs 0.125 ms alone, and forward + backward p90 24 ms vs 0.15 ms. Next to the conv2d that uses
+// the bank (~100 ms here) 0.035 ms is not worth that tail.
 constexpr int64_t kParallelMacs = 1 << 22;
 
 template <typename T>

@@ -6,11 +6,12 @@ kernels/reference/rotate_filter_bank.py), cpu (kernels._C, OpenMP over output ro
 register-blocked micro-kernel, AVX-512/AVX2 chosen at load time), triton (one program per
 (o·N + r, i): an (N_in, k·k) tile accumulated over the basis), cuda (kernels._cuda, one thread per
 output element). Each has a backward kernel of its own (the transposed contraction). Default choice:
-- CPU tensors: ``cpu``. benchmarks/bench_rotate_filter_bank.py (AMD EPYC, 2 cores shared with
-  other jobs, so noisy; 2026-11-29; 8 -> 8 regular fields of C_8, k=5, B-Conv basis B=25, fp32):
-  forward min 0.10 ms (median 0.11) vs 0.37 ms (1.33) for the reference and 0.33 ms (1.79) for
-  e2cnn's expand_parameters; forward+backward min 0.32 ms vs 1.88 (reference) and 1.57 (e2cnn).
-  Single-threaded, quiet moments: forward kernel alone 0.079 ms, backward kernel 0.066 ms.
+- CPU tensors: ``cpu``. benchmarks/bench_rotate_filter_bank.py (AMD EPYC, 2 shared cores,
+  2026-11-29; 8 -> 8 regular fields of C_8, k=5, fp32; one thread for every provider): forward
+  median 0.13 ms (B-Conv basis, B=25) / 0.09 ms (Fourier, B=9) vs 0.36 ms for the reference and
+  0.28 ms for e2cnn's R2Conv.expand_parameters; forward + backward 0.28 / 0.30 ms vs 0.82 ms
+  (reference) and 0.64 ms (e2cnn). Banks under 4M multiply-adds run on one thread (see
+  csrc/cpu/rotate_filter_bank.cpp: OpenMP barrier tails on busy cores).
 - CUDA tensors: ``cuda``, then ``triton``, then ``reference`` — provisional, to be re-ranked from
   benchmarks/gpu/run_all.sh once it has run on a GPU.
 """
