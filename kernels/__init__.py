@@ -27,6 +27,7 @@ from kernels.ops import (
     nufft3d_type2,
     nufft_normal,
     nufft_toeplitz_kernel,
+    rotate_filter_bank,
 )
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "nufft_toeplitz_kernel",
     "nvtx",
     "profiling",
+    "rotate_filter_bank",
     "use_backend",
 ]
 

@@ -240,7 +240,53 @@ def nufft(device: torch.device) -> None:
         _print_row(f"{n}², {coils} coils, {spokes}x{readout} radial", backend_name, ms, anchor_ms, err)
 
 
-SECTIONS = (newton_schulz, adamw_step, aggregate, clip_and_noise, hash_grid_encode, nufft)
+def rotate_filter_bank(device: torch.device) -> None:
+    try:
+        from e2cnn import gspaces
+        from e2cnn import nn as enn
+    except ImportError:
+        enn = None
+    anchor_name = "e2cnn R2Conv.expand_parameters" if enn is not None else "reference"
+    _header(f"rotate_filter_bank (C8, 8->8 fields, k=5) fwd + bwd on {device}; anchor = {anchor_name}")
+    from kernels.nn.group_basis import make_basis
+
+    basis = make_basis("bconv", 5, 8, device=device)
+    coeffs = torch.randn(8, 8, 8, 25, device=device, requires_grad=True)
+    grad_w = torch.randn(64, 64, 5, 5, device=device)  # stands in for conv2d's weight gradient
+
+    def ours():
+        w = kernels.rotate_filter_bank(coeffs, basis, 8)
+        (grad,) = torch.autograd.grad(w, coeffs, grad_w)
+        return w, grad
+
+    if enn is not None:
+        gs = gspaces.Rot2dOnR2(8)
+        ft = enn.FieldType(gs, 8 * [gs.regular_repr])
+        conv = enn.R2Conv(ft, ft, kernel_size=5, padding=2).to(device)
+
+        def anchor():
+            w = conv.expand_parameters()[0]
+            return torch.autograd.grad(w, conv.weights, grad_w)[0]
+    else:
+        def anchor():
+            with kernels.use_backend("reference"):
+                return ours()
+
+    anchor_ms = _median_ms(anchor, 20, device)
+    with kernels.use_backend("reference"):
+        expected, expected_grad = ours()
+    for backend_name in kernels.available_backends("rotate_filter_bank", device):
+        if _interpreted(backend_name, device):
+            continue  # ~9 s per call in the interpreter at this size; tests cover it on tiny banks
+        with kernels.use_backend(backend_name):
+            w, grad = ours()
+            ms = _median_ms(ours, 20, device)
+        err = max(((w - expected).abs().max() / expected.abs().max()).item(),
+                  ((grad - expected_grad).abs().max() / expected_grad.abs().max()).item())
+        _print_row("64x64x5x5 bank, B=25", backend_name, ms, anchor_ms, err)
+
+
+SECTIONS = (newton_schulz, adamw_step, aggregate, clip_and_noise, hash_grid_encode, nufft, rotate_filter_bank)
 
 
 def run(device: torch.device) -> None:

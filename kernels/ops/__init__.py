@@ -14,6 +14,7 @@ from kernels.ops.nufft import (
     nufft_normal,
     nufft_toeplitz_kernel,
 )
+from kernels.ops.rotate_filter_bank import rotate_filter_bank
 
 __all__ = [
     "adamw_step",
@@ -29,4 +30,5 @@ __all__ = [
     "nufft3d_type2",
     "nufft_normal",
     "nufft_toeplitz_kernel",
+    "rotate_filter_bank",
 ]
