@@ -122,7 +122,9 @@ OPS: dict[str, Callable[[], OpBench]] = {
     "newton_schulz": _newton_schulz_bench,
     **{
         op: _from_spec_module(op)
-        for op in ("adamw_step", "aggregate", "clip_and_noise", "hash_grid_encode", "nufft")
+        for op in (
+            "adamw_step", "aggregate", "clip_and_noise", "hash_grid_encode", "nufft", "rotate_filter_bank"
+        )
     },
 }
 
