@@ -23,6 +23,7 @@ import torch
 
 import kernels.nvtx
 from kernels.runs import RunDir, atomic_write, capture_rng, plot_curves, restore_rng
+from pyvision.cli import add_config_arguments, config_from_args
 from pyvision.data.emert import EmotionData, load_emer, make_emert_data, to_coarse
 from pyvision.emert.losses import emert_loss
 from pyvision.emert.model import EMERT, EMERTModelConfig
@@ -317,29 +318,13 @@ def run(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = EMERTConfig()
-    parser.add_argument(
-        "--preset", choices=sorted(PRESETS), help="paper-scale settings (overridden by flags)"
-    )
-    for f in dataclasses.fields(EMERTConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(d, f.name)
-        if f.name == "data_root":
-            parser.add_argument(flag, default=None, help="local EMER-layout directory (default: generator)")
-        else:
-            parser.add_argument(flag, type=type(default), default=None, help=f"default {default}")
+    add_config_arguments(parser, EMERTConfig, presets=PRESETS,
+                         help={"data_root": "local EMER-layout directory (default: the offline generator)"})
     parser.add_argument("--runs-dir", "--out", dest="out", default="runs", help="parent of runs/<name>/")
-    parser.add_argument("--resume", action="store_true", help="continue runs/<name>/ from its checkpoint")
-    parser.add_argument("--overwrite", action="store_true", help="start runs/<name>/ over")
 
 
 def main(args: argparse.Namespace) -> int:
-    values = dict(PRESETS[args.preset]) if getattr(args, "preset", None) else {}
-    for f in dataclasses.fields(EMERTConfig):
-        v = getattr(args, f.name, None)
-        if v is not None:
-            values[f.name] = v
-    cfg = EMERTConfig(**values)
+    cfg = config_from_args(args, EMERTConfig, PRESETS)
     result = run(cfg, Path(args.out) / cfg.name, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps({"protocol": result["protocol"], **result["primary"]}, indent=2))
     return 0

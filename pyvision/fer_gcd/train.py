@@ -23,7 +23,6 @@ accuracy.png and loss.png.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import time
@@ -38,6 +37,8 @@ from tqdm import tqdm
 
 from kernels import nvtx
 from kernels.runs import RunDir, capture_rng, plot_curves, restore_rng
+from pyvision.cli import add_config_arguments
+from pyvision.cli import config_from_args as _config_from_args
 from pyvision.data.faces import (
     RAFDB_PROPORTIONS,
     FaceGeneratorConfig,
@@ -497,34 +498,18 @@ def train(cfg: FerGcdConfig, run_dir: RunDir | None = None, *, resume: bool = Fa
 # ---------------------------------------------------------------------------------------------------
 # CLI
 
-def _field_type(f: dataclasses.Field):
-    default = f.default
-    if isinstance(default, tuple):
-        return int, "+"
-    return type(default), None
+
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
-                        help="starting configuration; options below override it")
+    add_config_arguments(parser, FerGcdConfig, presets=PRESETS, default_preset="cpu", skip=("name",))
     parser.add_argument("--name", default=None, help="run name (default: fer-gcd-<method>-seed<seed>)")
     parser.add_argument("--runs-dir", default="runs")
-    parser.add_argument("--resume", action="store_true", help="continue runs/<name>/ from its checkpoint")
-    parser.add_argument("--overwrite", action="store_true", help="start runs/<name>/ over")
     parser.add_argument("--no-progress", action="store_true")
-    for f in dataclasses.fields(FerGcdConfig):
-        typ, nargs = _field_type(f)
-        opt = "--" + f.name.replace("_", "-")
-        if opt in ("--name",):
-            continue
-        parser.add_argument(opt, dest=f"cfg_{f.name}", type=typ, nargs=nargs, default=None,
-                            help=f"(default from the preset; cpu: {f.default})")
 
 
 def config_from_args(args: argparse.Namespace) -> FerGcdConfig:
-    overrides = {f.name: getattr(args, f"cfg_{f.name}") for f in dataclasses.fields(FerGcdConfig)
-                 if getattr(args, f"cfg_{f.name}", None) is not None}
-    return dataclasses.replace(PRESETS[args.preset], **overrides)
+    return _config_from_args(args, FerGcdConfig, PRESETS)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ import torch
 
 import kernels.nvtx
 from kernels.runs import RunDir, atomic_write, capture_rng, plot_curves, restore_rng
+from pyvision.cli import add_config_arguments, config_from_args
 from pyvision.data.myopia import MyopiaData, load_myopia_csv, make_myopia_data
 from pyvision.metrics import auc, calibration, mae, plot_calibration
 from pyvision.myopia.model import MyopiaModelConfig, MyopiaNet, myopia_loss
@@ -305,38 +306,14 @@ def run(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = MyopiaConfig()
-    parser.add_argument(
-        "--preset", choices=sorted(PRESETS), help="paper-scale settings (overridden by flags)"
-    )
-    for f in dataclasses.fields(MyopiaConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(d, f.name)
-        if isinstance(default, bool) and default:
-            parser.add_argument(
-                "--no-" + flag[2:], dest=f.name, action="store_false", default=None, help=f"{f.name} = False"
-            )
-        elif isinstance(default, bool):
-            parser.add_argument(flag, action="store_true", default=None, help="refraction + age baseline")
-        elif f.name == "csv":
-            parser.add_argument(flag, default=None, help="local longitudinal CSV (default: generator)")
-        else:
-            parser.add_argument(flag, type=type(default), default=None, help=f"default {default}")
+    add_config_arguments(parser, MyopiaConfig, presets=PRESETS,
+                         help={"csv": "local longitudinal CSV (default: the offline generator)",
+                               "tabular_only": "the refraction + age baseline (no image)"})
     parser.add_argument("--runs-dir", "--out", dest="out", default="runs", help="parent of runs/<name>/")
-    parser.add_argument("--resume", action="store_true", help="continue runs/<name>/ from its checkpoint")
-    parser.add_argument("--overwrite", action="store_true", help="start runs/<name>/ over")
 
 
 def main(args: argparse.Namespace) -> int:
-    values = dict(PRESETS[args.preset]) if getattr(args, "preset", None) else {}
-    for f in dataclasses.fields(MyopiaConfig):
-        v = getattr(args, f.name, None)
-        if v is not None:
-            values[f.name] = v
-    cfg = MyopiaConfig(**values)
-    print(
-        json.dumps(
-            run(cfg, Path(args.out) / cfg.name, resume=args.resume, overwrite=args.overwrite), indent=2
-        )
-    )
+    cfg = config_from_args(args, MyopiaConfig, PRESETS)
+    out = run(cfg, Path(args.out) / cfg.name, resume=args.resume, overwrite=args.overwrite)
+    print(json.dumps(out, indent=2))
     return 0

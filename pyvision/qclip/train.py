@@ -13,7 +13,6 @@ curves.png and scatter.png (predicted vs true MOS on the test split).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from tqdm import tqdm
 
 import kernels.nvtx
 from kernels.runs import RunDir, capture_rng, plot_curves, restore_rng
+from pyvision.cli import add_config_arguments, config_from_args
 from pyvision.data.vqa import (
     SyntheticVQAConfig,
     make_synthetic_vqa,
@@ -264,19 +264,11 @@ def _plots(run: RunDir, pred: np.ndarray, true: np.ndarray, last: dict) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(d, f.name)
-        kind = {int: int, float: float}.get(type(default), str)
-        extra = {"choices": SAMPLERS} if f.name == "sampler" else {}
-        parser.add_argument(flag, type=kind, default=default, help=f"default: {default}", **extra)
-    parser.add_argument("--resume", action="store_true", help="continue runs/<name>/ from its checkpoint")
-    parser.add_argument("--overwrite", action="store_true", help="start runs/<name>/ over")
+    add_config_arguments(parser, TrainConfig, choices={"sampler": SAMPLERS})
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    cfg = config_from_args(args, TrainConfig)
     last = train(cfg, resume=args.resume, overwrite=args.overwrite)
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in last.items()})
     return 0

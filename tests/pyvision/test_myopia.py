@@ -166,11 +166,16 @@ def test_tiny_run_beats_the_trivial_predictor():
 def test_cli_flags_reach_the_config():
     import argparse
 
-    from pyvision.myopia.train import add_arguments
+    from pyvision.cli import config_from_args
+    from pyvision.myopia.train import PRESETS, MyopiaConfig, add_arguments
 
     p = argparse.ArgumentParser()
     add_arguments(p)
-    a = p.parse_args(["--no-precise-bn", "--tabular-only", "--epochs", "3"])
-    assert (a.precise_bn, a.tabular_only, a.epochs) == (False, True, 3)
-    a = p.parse_args([])
-    assert a.precise_bn is None and a.tabular_only is None  # None = keep the config's default
+    cfg = config_from_args(p.parse_args(["--no-precise-bn", "--tabular-only", "--epochs", "3"]), MyopiaConfig)
+    assert (cfg.precise_bn, cfg.tabular_only, cfg.epochs) == (False, True, 3)
+    default = MyopiaConfig()
+    cfg = config_from_args(p.parse_args([]), MyopiaConfig)
+    assert (cfg.precise_bn, cfg.tabular_only, cfg.epochs) == (default.precise_bn, default.tabular_only,
+                                                               default.epochs)
+    cfg = config_from_args(p.parse_args(["--preset", "paper", "--epochs", "2"]), MyopiaConfig, PRESETS)
+    assert (cfg.image_size, cfg.epochs) == (PRESETS["paper"]["image_size"], 2)  # flags override the preset
