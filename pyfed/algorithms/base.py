@@ -88,6 +88,9 @@ class Algorithm:
 
     name = "base"
     default_lr = 0.05
+    # Keep the global direction Δᴳ = mean_i Δ_i/(K·η) of the last round (zero at first) and send it down
+    # as "g.<name>" (FedCM, MoFedSAM, FedLADA, FedAdamW, FedMuon).
+    send_direction = False
 
     def __init__(self, server_lr: float = 1.0):
         _check_positive(server_lr=server_lr)
@@ -99,10 +102,17 @@ class Algorithm:
     # ---- the interface ---------------------------------------------------------------------------
 
     def server_init(self, model: nn.Module) -> dict[str, Any]:
-        return {"weights": {k: v.detach().clone() for k, v in model_weights(model).items()}}
+        state: dict[str, Any] = {"weights": {k: v.detach().clone() for k, v in model_weights(model).items()}}
+        if self.send_direction:
+            names = param_names(state["weights"])
+            state["direction"] = {k: torch.zeros_like(state["weights"][k]) for k in names}
+        return state
 
     def client_payload(self, state: Mapping[str, Any]) -> dict[str, Any]:
-        return {f"w.{k}": v for k, v in state["weights"].items()}
+        payload = {f"w.{k}": v for k, v in state["weights"].items()}
+        if self.send_direction:
+            payload.update({f"g.{k}": v for k, v in state["direction"].items()})
+        return payload
 
     def client_update(
         self, model: nn.Module, payload: Mapping[str, Any], client: Client, cfg: LocalConfig
@@ -112,8 +122,12 @@ class Algorithm:
     def server_aggregate(
         self, state: dict[str, Any], messages: list[Mapping[str, Any]], cfg: ServerConfig
     ) -> dict[str, Any]:
+        """x ← x − η_g·mean Δ, and Δᴳ ← mean Δ/(K·η) for algorithms that send the global direction."""
         delta = mean_of(messages, "d.", cfg)
         state["weights"] = self.apply_delta(state["weights"], delta, self.server_lr)
+        if self.send_direction:
+            scale = 1.0 / (cfg.local_steps * cfg.lr)
+            state["direction"] = {k: delta[k] * scale for k in state["direction"]}
         return state
 
     # ---- helpers for subclasses -------------------------------------------------------------------
@@ -124,6 +138,11 @@ class Algorithm:
         weights = {k[2:]: v for k, v in payload.items() if k.startswith("w.")}
         load_weights(model, weights)
         return {k: v.detach().clone() for k, v in weights.items()}
+
+    @staticmethod
+    def payload_direction(payload: Mapping[str, Any]) -> Weights:
+        """Δᴳ from a payload, by parameter name."""
+        return {k[2:]: v for k, v in payload.items() if k.startswith("g.")}
 
     @staticmethod
     def delta_message(model: nn.Module, x_start: Weights, loss: float, client: Client) -> dict[str, Any]:

@@ -65,8 +65,6 @@ class AdamWClient(Algorithm):
     def server_init(self, model):
         state = super().server_init(model)
         names = param_names(state["weights"])
-        if self.send_direction:
-            state["direction"] = {k: torch.zeros_like(state["weights"][k]) for k in names}
         if self.aggregate_v:
             state["v"] = {k: self._v_summary(torch.zeros_like(state["weights"][k])) for k in names}
             state["t"] = 0
@@ -77,8 +75,6 @@ class AdamWClient(Algorithm):
 
     def client_payload(self, state):
         payload = super().client_payload(state)
-        if self.send_direction:
-            payload.update({f"g.{k}": v for k, v in state["direction"].items()})
         if self.aggregate_v:
             payload.update({f"v.{k}": v for k, v in state["v"].items()})
             payload["t"] = int(state["t"])
@@ -102,7 +98,8 @@ class AdamWClient(Algorithm):
             for p in named.values():  # bias correction with the global step (t' = t + k)
                 opt.state[p]["step"] = torch.tensor(float(payload["t"]), dtype=torch.float32)
         if self.send_direction and a > 0:
-            opt.set_correction({p: payload[f"g.{n}"] for n, p in named.items()})
+            direction = self.payload_direction(payload)
+            opt.set_correction({p: direction[n] for n, p in named.items()})
         loss = local_train(model, client, cfg, opt.step)
         msg = self.delta_message(model, x0, loss, client)
         if self.aggregate_v:
@@ -111,11 +108,7 @@ class AdamWClient(Algorithm):
         return msg
 
     def server_aggregate(self, state, messages, cfg: ServerConfig):
-        delta = mean_of(messages, "d.", cfg)
-        state["weights"] = self.apply_delta(state["weights"], delta, 1.0)
-        if self.send_direction:
-            scale = 1.0 / (cfg.local_steps * cfg.lr)
-            state["direction"] = {k: delta[k] * scale for k in state["direction"]}
+        state = super().server_aggregate(state, messages, cfg)
         if self.aggregate_v:
             state["v"] = mean_of(messages, "v.", cfg)
             state["t"] = int(state["t"]) + cfg.local_steps

@@ -14,16 +14,13 @@ Bytes (d weights, p parameters): FedCM/MoFedSAM down S·4(d + p), up S·4d; FedS
 
 from __future__ import annotations
 
-import torch
-
-from pyfed.algorithms.base import ServerConfig, _check_unit, local_train, mean_of, param_names
+from pyfed.algorithms.base import _check_unit, local_train
 from pyfed.algorithms.fedavg import SGDClient
 
 
 class FedCM(SGDClient):
     name = "fedcm"
-    uses_global_direction = True
-    sam = False
+    send_direction = True
 
     def __init__(
         self, server_lr: float = 1.0, weight_decay: float = 0.0, alpha: float = 0.1, rho: float = 0.0
@@ -35,25 +32,11 @@ class FedCM(SGDClient):
         self.alpha = alpha
         self.rho = rho
 
-    def server_init(self, model):
-        state = super().server_init(model)
-        if self.uses_global_direction:
-            state["direction"] = {
-                k: torch.zeros_like(state["weights"][k]) for k in param_names(state["weights"])
-            }
-        return state
-
-    def client_payload(self, state):
-        payload = super().client_payload(state)
-        if self.uses_global_direction:
-            payload.update({f"g.{k}": v for k, v in state["direction"].items()})
-        return payload
-
     def client_update(self, model, payload, client, cfg):
         x0 = self.start(model, payload)
         hook = None
-        if self.uses_global_direction:
-            direction = {k[2:]: v for k, v in payload.items() if k.startswith("g.")}
+        if self.send_direction:
+            direction = self.payload_direction(payload)
             named = dict(model.named_parameters())
             a = self.alpha
 
@@ -67,18 +50,10 @@ class FedCM(SGDClient):
         loss = local_train(model, client, cfg, opt.step, grad_hook=hook, sam_rho=self.rho)
         return self.delta_message(model, x0, loss, client)
 
-    def server_aggregate(self, state, messages, cfg: ServerConfig):
-        delta = mean_of(messages, "d.", cfg)
-        state["weights"] = self.apply_delta(state["weights"], delta, self.server_lr)
-        if self.uses_global_direction:
-            scale = 1.0 / (cfg.local_steps * cfg.lr)
-            state["direction"] = {k: delta[k] * scale for k in state["direction"]}
-        return state
-
 
 class FedSAM(FedCM):
     name = "fedsam"
-    uses_global_direction = False
+    send_direction = False
 
     def __init__(self, server_lr: float = 1.0, weight_decay: float = 0.0, rho: float = 0.05):
         super().__init__(server_lr, weight_decay, alpha=1.0, rho=rho)

@@ -87,18 +87,15 @@ class MuonClient(Algorithm):
 
     def server_init(self, model):
         state = super().server_init(model)
-        self._muon_names = muon_parameter_names(model, self.muon_params)
-        w = state["weights"]
-        if self.send_direction:
-            state["direction"] = {k: torch.zeros_like(w[k]) for k in w if k in dict(model.named_parameters())}
         if self.aggregate_momentum:
-            state["momentum"] = {k: torch.zeros_like(w[k]) for k in self._muon_names}
+            w = state["weights"]
+            state["momentum"] = {
+                k: torch.zeros_like(w[k]) for k in muon_parameter_names(model, self.muon_params)
+            }
         return state
 
     def client_payload(self, state):
         payload = super().client_payload(state)
-        if self.send_direction:
-            payload.update({f"g.{k}": v for k, v in state["direction"].items()})
         if self.aggregate_momentum:
             payload.update({f"M.{k}": v for k, v in state["momentum"].items()})
         return payload
@@ -130,7 +127,7 @@ class MuonClient(Algorithm):
                 opt.state[named[n]]["momentum_buffer"] = payload[f"M.{n}"].detach().clone()
         step = opt.step
         if self.send_direction and a > 0:
-            direction = [(named[k[2:]], v) for k, v in payload.items() if k.startswith("g.")]
+            direction = [(named[k], v) for k, v in self.payload_direction(payload).items()]
             params, dirs = [p for p, _ in direction], [v for _, v in direction]
             scale = -cfg.lr * a
 
@@ -148,11 +145,7 @@ class MuonClient(Algorithm):
         return msg
 
     def server_aggregate(self, state, messages, cfg: ServerConfig):
-        delta = mean_of(messages, "d.", cfg)
-        state["weights"] = self.apply_delta(state["weights"], delta, 1.0)
-        if self.send_direction:
-            scale = 1.0 / (cfg.local_steps * cfg.lr)
-            state["direction"] = {k: delta[k] * scale for k in state["direction"]}
+        state = super().server_aggregate(state, messages, cfg)
         if self.aggregate_momentum:
             state["momentum"] = mean_of(messages, "M.", cfg)
         return state
