@@ -8,6 +8,8 @@
 // float32 state, and rounded once (round to nearest even).
 #include "cpu/adamw_step.h"
 
+#include "common/cpu_num.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -46,31 +48,9 @@ struct Consts {
         lerp_small(std::fabs(1.0 - s.beta1) < 0.5) {}
 };
 
-struct F32 {
-  using T = float;
-  static float load(float x) { return x; }
-  static float store(float x) { return x; }
-};
-struct F64 {
-  using T = double;
-  static double load(double x) { return x; }
-  static double store(double x) { return x; }
-};
-struct BF16 {
-  using T = uint16_t;
-  static float load(uint16_t x) { return bf16_to_float(x); }
-  static uint16_t store(float x) { return float_to_bf16(x); }
-};
-struct F16 {
-  using T = uint16_t;
-  static float load(uint16_t x) { return fp16_to_float(x); }
-  static uint16_t store(float x) { return float_to_fp16(x); }
-};
-
 // One chunk, all pointers already offset to its first element.
-template <typename IO, typename S, bool AMS, bool CORR>
-__attribute__((always_inline)) inline void chunk_body(typename IO::T* __restrict p,
-                                                      const typename IO::T* __restrict g,
+template <typename T, typename S, bool AMS, bool CORR>
+__attribute__((always_inline)) inline void chunk_body(T* __restrict p, const T* __restrict g,
                                                       S* __restrict m, S* __restrict v,
                                                       S* __restrict vmax, const S* __restrict c,
                                                       int64_t n, const Consts<S>& k) {
@@ -79,8 +59,8 @@ __attribute__((always_inline)) inline void chunk_body(typename IO::T* __restrict
   const S gsign = k.gsign;
   const bool small = k.lerp_small;
   for (int64_t i = 0; i < n; ++i) {
-    const S gi = static_cast<S>(IO::load(g[i])) * gsign;
-    S pi = static_cast<S>(IO::load(p[i])) * decay;
+    const S gi = static_cast<S>(Num<T>::load(g[i])) * gsign;
+    S pi = static_cast<S>(Num<T>::load(p[i])) * decay;
     const S mi0 = m[i];
     const S diff = gi - mi0;
     const S mi = small ? mi0 + w * diff : gi - diff * omw;
@@ -96,42 +76,42 @@ __attribute__((always_inline)) inline void chunk_body(typename IO::T* __restrict
     const S denom = std::sqrt(second) / bc2_sqrt + eps;
     pi = pi + neg_step * mi / denom;
     if constexpr (CORR) pi = pi + nla * c[i];
-    p[i] = IO::store(pi);
+    p[i] = Num<T>::store(pi);
   }
 }
 
-template <typename IO, typename S>
-__attribute__((always_inline)) inline void chunk_dispatch(typename IO::T* p, const typename IO::T* g, S* m,
+template <typename T, typename S>
+__attribute__((always_inline)) inline void chunk_dispatch(T* p, const T* g, S* m,
                                                           S* v, S* vmax, const S* c, int64_t n,
                                                           const Consts<S>& k) {
   if (vmax) {
-    if (c) chunk_body<IO, S, true, true>(p, g, m, v, vmax, c, n, k);
-    else chunk_body<IO, S, true, false>(p, g, m, v, vmax, c, n, k);
+    if (c) chunk_body<T, S, true, true>(p, g, m, v, vmax, c, n, k);
+    else chunk_body<T, S, true, false>(p, g, m, v, vmax, c, n, k);
   } else {
-    if (c) chunk_body<IO, S, false, true>(p, g, m, v, vmax, c, n, k);
-    else chunk_body<IO, S, false, false>(p, g, m, v, vmax, c, n, k);
+    if (c) chunk_body<T, S, false, true>(p, g, m, v, vmax, c, n, k);
+    else chunk_body<T, S, false, false>(p, g, m, v, vmax, c, n, k);
   }
 }
 
 ADAMW_CLONES void chunk_f32(float* p, const float* g, float* m, float* v, float* vmax, const float* c,
                             int64_t n, const Consts<float>& k) {
-  chunk_dispatch<F32, float>(p, g, m, v, vmax, c, n, k);
+  chunk_dispatch<float, float>(p, g, m, v, vmax, c, n, k);
 }
 
 ADAMW_CLONES void chunk_f64(double* p, const double* g, double* m, double* v, double* vmax, const double* c,
                             int64_t n, const Consts<double>& k) {
-  chunk_dispatch<F64, double>(p, g, m, v, vmax, c, n, k);
+  chunk_dispatch<double, double>(p, g, m, v, vmax, c, n, k);
 }
 
-ADAMW_CLONES void chunk_bf16(uint16_t* p, const uint16_t* g, float* m, float* v, float* vmax, const float* c,
+ADAMW_CLONES void chunk_bf16(BFloat16* p, const BFloat16* g, float* m, float* v, float* vmax, const float* c,
                              int64_t n, const Consts<float>& k) {
-  chunk_dispatch<BF16, float>(p, g, m, v, vmax, c, n, k);
+  chunk_dispatch<BFloat16, float>(p, g, m, v, vmax, c, n, k);
 }
 
 // fp16 conversions branch per element (subnormals), so this loop stays scalar: no clones.
-void chunk_f16(uint16_t* p, const uint16_t* g, float* m, float* v, float* vmax, const float* c, int64_t n,
+void chunk_f16(Half* p, const Half* g, float* m, float* v, float* vmax, const float* c, int64_t n,
                const Consts<float>& k) {
-  chunk_dispatch<F16, float>(p, g, m, v, vmax, c, n, k);
+  chunk_dispatch<Half, float>(p, g, m, v, vmax, c, n, k);
 }
 
 template <typename P, typename S, typename Fn>
@@ -181,11 +161,11 @@ void adamw_step(int64_t n, const std::uintptr_t* params, const std::uintptr_t* g
       return run<double, double>(n, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, corrections,
                                  numels, s, chunk_f64);
     case DType::BFloat16:
-      return run<uint16_t, float>(n, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, corrections,
+      return run<BFloat16, float>(n, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, corrections,
                                   numels, s, chunk_bf16);
     case DType::Float16:
-      return run<uint16_t, float>(n, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, corrections,
-                                  numels, s, chunk_f16);
+      return run<Half, float>(n, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, corrections,
+                              numels, s, chunk_f16);
   }
   throw std::invalid_argument("adamw_step: unknown dtype");
 }

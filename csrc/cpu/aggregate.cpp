@@ -18,6 +18,8 @@
 // chunk) goes to a partial; each block adds its chunks' partials in order and divides by its size.
 #include "cpu/aggregate.h"
 
+#include "common/cpu_num.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -36,67 +38,27 @@ constexpr int64_t kChunk = 8192;
 // core while each client is streamed over the block as one 256 KiB run. See the measurements above.
 constexpr int64_t kBlock = 65536;
 
-struct Half {
-  uint16_t bits;
-};
-struct BFloat16 {
-  uint16_t bits;
-};
-
-template <typename T>
-struct Storage;
-
-template <>
-struct Storage<float> {
-  using Acc = float;
-  static float load(float v) { return v; }
-  static float store(float v) { return v; }
-};
-
-template <>
-struct Storage<double> {
-  using Acc = double;
-  static double load(double v) { return v; }
-  static double store(double v) { return v; }
-};
-
-template <>
-struct Storage<Half> {
-  using Acc = float;
-  static float load(Half v) { return fp16_to_float(v.bits); }
-  static Half store(float v) { return Half{float_to_fp16(v)}; }
-};
-
-template <>
-struct Storage<BFloat16> {
-  using Acc = float;
-  static float load(BFloat16 v) { return bf16_to_float(v.bits); }
-  static BFloat16 store(float v) { return BFloat16{float_to_bf16(v)}; }
-};
-
-// One pass of K (1..4) clients over acc[0, n): acc = (((acc + w0 x0) + w1 x1) + ...), or from w0 x0 when
-// First. Each element's sum keeps the client order; __restrict lets -O3 vectorize without alias checks.
 template <typename T, int K, bool First>
-void pass(typename Storage<T>::Acc* __restrict acc, const T* const* xs, const typename Storage<T>::Acc* ws,
+void pass(typename Num<T>::Acc* __restrict acc, const T* const* xs, const typename Num<T>::Acc* ws,
           int64_t start, int64_t n) {
-  using Acc = typename Storage<T>::Acc;
+  using Acc = typename Num<T>::Acc;
   const T* __restrict x0 = xs[0] + start;
   const T* __restrict x1 = xs[K > 1 ? 1 : 0] + start;
   const T* __restrict x2 = xs[K > 2 ? 2 : 0] + start;
   const T* __restrict x3 = xs[K > 3 ? 3 : 0] + start;
   const Acc w0 = ws[0], w1 = ws[K > 1 ? 1 : 0], w2 = ws[K > 2 ? 2 : 0], w3 = ws[K > 3 ? 3 : 0];
   for (int64_t i = 0; i < n; ++i) {
-    Acc v = w0 * Storage<T>::load(x0[i]);
+    Acc v = w0 * Num<T>::load(x0[i]);
     if constexpr (!First) v = acc[i] + v;
-    if constexpr (K > 1) v += w1 * Storage<T>::load(x1[i]);
-    if constexpr (K > 2) v += w2 * Storage<T>::load(x2[i]);
-    if constexpr (K > 3) v += w3 * Storage<T>::load(x3[i]);
+    if constexpr (K > 1) v += w1 * Num<T>::load(x1[i]);
+    if constexpr (K > 2) v += w2 * Num<T>::load(x2[i]);
+    if constexpr (K > 3) v += w3 * Num<T>::load(x3[i]);
     acc[i] = v;
   }
 }
 
 template <typename T, bool First>
-void pass_k(int k, typename Storage<T>::Acc* acc, const T* const* xs, const typename Storage<T>::Acc* ws,
+void pass_k(int k, typename Num<T>::Acc* acc, const T* const* xs, const typename Num<T>::Acc* ws,
             int64_t start, int64_t n) {
   switch (k) {
     case 1: return pass<T, 1, First>(acc, xs, ws, start, n);
@@ -109,7 +71,7 @@ void pass_k(int k, typename Storage<T>::Acc* acc, const T* const* xs, const type
 template <typename T>
 void mean_impl(const void* const* clients, const double* weights, int64_t num_clients, int64_t numel,
                void* out_ptr) {
-  using Acc = typename Storage<T>::Acc;
+  using Acc = typename Num<T>::Acc;
   T* out = static_cast<T*>(out_ptr);
   std::vector<Acc> w(static_cast<size_t>(num_clients));
   for (int64_t s = 0; s < num_clients; ++s) w[s] = static_cast<Acc>(weights[s]);
@@ -136,7 +98,7 @@ void mean_impl(const void* const* clients, const double* weights, int64_t num_cl
         pass_k<T, false>(k, acc, xs + s, w.data() + s, start, n);
       }
       if constexpr (!std::is_same_v<T, Acc>) {
-        for (int64_t i = 0; i < n; ++i) out[start + i] = Storage<T>::store(acc[i]);
+        for (int64_t i = 0; i < n; ++i) out[start + i] = Num<T>::store(acc[i]);
       }
     }
   }
@@ -146,7 +108,7 @@ template <typename T>
 double chunk_sum(const T* x, int64_t n) {
   double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(Storage<T>::load(x[i]));
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(Num<T>::load(x[i]));
   return sum;
 }
 

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "common/cpu_num.h"
 #include "common/philox.h"
 
 namespace pykernels::cpu {
@@ -72,50 +73,17 @@ void normals_into(float* z, float* buf, uint64_t start, int64_t n, uint64_t seed
 }
 
 template <typename S>
-struct Elem;
-template <>
-struct Elem<float> {
-  using C = float;
-  static float load(float v) { return v; }
-  static float store(float v) { return v; }
-};
-template <>
-struct Elem<double> {
-  using C = double;
-  static double load(double v) { return v; }
-  static double store(double v) { return v; }
-};
-struct Half {
-  uint16_t bits;
-};
-struct BHalf {
-  uint16_t bits;
-};
-template <>
-struct Elem<Half> {
-  using C = float;
-  static float load(Half v) { return fp16_to_float(v.bits); }
-  static Half store(float v) { return Half{float_to_fp16(v)}; }
-};
-template <>
-struct Elem<BHalf> {
-  using C = float;
-  static float load(BHalf v) { return bf16_to_float(v.bits); }
-  static BHalf store(float v) { return BHalf{float_to_bf16(v)}; }
-};
-
-template <typename S>
 double sumsq_range(const S* x, int64_t n) {
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     for (int k = 0; k < 8; ++k) {
-      const double v = static_cast<double>(Elem<S>::load(x[i + k]));
+      const double v = static_cast<double>(Num<S>::load(x[i + k]));
       acc[k] += v * v;
     }
   }
   for (; i < n; ++i) {
-    const double v = static_cast<double>(Elem<S>::load(x[i]));
+    const double v = static_cast<double>(Num<S>::load(x[i]));
     acc[0] += v * v;
   }
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
@@ -157,7 +125,7 @@ double sumsq_impl(const void* const* ptrs, const int64_t* numels, int64_t n) {
 template <typename S>
 void apply_impl(const void* const* in, void* const* out, const int64_t* numels, int64_t n, double norm,
                 double max_norm, double noise_std, uint64_t seed, uint64_t offset) {
-  using C = typename Elem<S>::C;
+  using C = typename Num<S>::Acc;
   const std::vector<Tile> tiles = make_tiles(numels, n);
   std::vector<uint64_t> base(static_cast<size_t>(n) + 1, 0);
   for (int64_t t = 0; t < n; ++t) base[t + 1] = base[t] + static_cast<uint64_t>(numels[t]);
@@ -174,14 +142,14 @@ void apply_impl(const void* const* in, void* const* out, const int64_t* numels, 
       S* y = static_cast<S*>(out[tile.tensor]) + tile.start;
       const int64_t len = tile.len;
       if (noise_std == 0.0) {
-        for (int64_t i = 0; i < len; ++i) y[i] = Elem<S>::store(Elem<S>::load(x[i]) * scale);
+        for (int64_t i = 0; i < len; ++i) y[i] = Num<S>::store(Num<S>::load(x[i]) * scale);
         continue;
       }
       normals_into(z.data(), buf.data(), base[tile.tensor] + static_cast<uint64_t>(tile.start), len, seed,
                    offset);
       const float* zp = z.data();
       for (int64_t i = 0; i < len; ++i) {
-        y[i] = Elem<S>::store(Elem<S>::load(x[i]) * scale + sigma * static_cast<C>(zp[i]));
+        y[i] = Num<S>::store(Num<S>::load(x[i]) * scale + sigma * static_cast<C>(zp[i]));
       }
     }
   }
@@ -208,7 +176,7 @@ void rows_sumsq_impl(const void* x, int64_t rows, int64_t cols, double* norms_sq
 template <typename S>
 void sum_apply_impl(const void* xv, void* outv, int64_t rows, int64_t cols, const double* norms,
                     double max_norm, double noise_std, uint64_t seed, uint64_t offset) {
-  using C = typename Elem<S>::C;
+  using C = typename Num<S>::Acc;
   const S* x = static_cast<const S*>(xv);
   S* out = static_cast<S*>(outv);
   std::vector<C> scale(static_cast<size_t>(rows));
@@ -227,16 +195,16 @@ void sum_apply_impl(const void* xv, void* outv, int64_t rows, int64_t cols, cons
       for (int64_t r = 0; r < rows; ++r) {
         const S* xr = x + r * cols + start;
         const C sr = scale[r];
-        for (int64_t i = 0; i < len; ++i) acc[i] += static_cast<double>(Elem<S>::load(xr[i]) * sr);
+        for (int64_t i = 0; i < len; ++i) acc[i] += static_cast<double>(Num<S>::load(xr[i]) * sr);
       }
       S* y = out + start;
       if (noise_std == 0.0) {
-        for (int64_t i = 0; i < len; ++i) y[i] = Elem<S>::store(static_cast<C>(acc[i]));
+        for (int64_t i = 0; i < len; ++i) y[i] = Num<S>::store(static_cast<C>(acc[i]));
         continue;
       }
       normals_into(z.data(), buf.data(), static_cast<uint64_t>(start), len, seed, offset);
       for (int64_t i = 0; i < len; ++i) {
-        y[i] = Elem<S>::store(static_cast<C>(acc[i]) + sigma * static_cast<C>(z[i]));
+        y[i] = Num<S>::store(static_cast<C>(acc[i]) + sigma * static_cast<C>(z[i]));
       }
     }
   }
@@ -248,7 +216,7 @@ auto dispatch(DType dtype, Args&&... args) {
     case DType::Float32: return F<float>::run(args...);
     case DType::Float64: return F<double>::run(args...);
     case DType::Float16: return F<Half>::run(args...);
-    case DType::BFloat16: return F<BHalf>::run(args...);
+    case DType::BFloat16: return F<BFloat16>::run(args...);
   }
   throw std::invalid_argument("clip_and_noise: unsupported dtype");
 }
