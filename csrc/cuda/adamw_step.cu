@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/cuda_check.cuh"
+
 namespace pykernels::cuda {
 namespace {
 
@@ -112,11 +114,7 @@ void launch(const int64_t* pointers, const int64_t* chunks, const int64_t* numel
                                                                            k);
     }
   }
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("adamw_step: kernel launch failed (") + cudaGetErrorString(err) +
-                             ", " + std::to_string(n_chunks) + " chunks)");
-  }
+  check_launch("adamw_step", "the step kernel over " + std::to_string(n_chunks) + " chunks");
 }
 
 }  // namespace

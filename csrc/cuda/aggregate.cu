@@ -17,6 +17,7 @@
 #include <string>
 #include <type_traits>
 
+#include "common/cuda_check.cuh"
 #include "common/cuda_num.cuh"
 
 namespace pykernels::cuda {
@@ -102,13 +103,6 @@ __global__ void agg_block_kernel(const double* __restrict__ partial, const int64
   if (threadIdx.x == 0) out[b] = static_cast<Out>(total / static_cast<double>(block_size[b]));
 }
 
-void check_launch(const char* kernel) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("aggregate: launch of ") + kernel + " failed: " + cudaGetErrorString(err));
-  }
-}
-
 template <typename T>
 void launch_mean(const int64_t* table, const void* w, int64_t num_clients, int64_t numel, void* out,
                  cudaStream_t stream) {
@@ -118,7 +112,7 @@ void launch_mean(const int64_t* table, const void* w, int64_t num_clients, int64
   const unsigned int grid = static_cast<unsigned int>(groups < kMaxBlocks ? groups : kMaxBlocks);
   agg_mean_kernel<T><<<grid, kThreads, 0, stream>>>(table, static_cast<const Acc*>(w), num_clients, numel,
                                                     static_cast<T*>(out));
-  check_launch("agg_mean_kernel");
+  check_launch("aggregate", "agg_mean_kernel");
 }
 
 template <typename T>
@@ -131,11 +125,11 @@ void launch_blocks(const int64_t* table, const void* w, int64_t num_clients, con
   }
   agg_chunk_kernel<T><<<static_cast<unsigned int>(num_chunks), kThreads, 0, stream>>>(
       table, static_cast<const Acc*>(w), num_clients, chunks, num_chunks, block_offset, block_size, partial);
-  check_launch("agg_chunk_kernel");
+  check_launch("aggregate", "agg_chunk_kernel");
   using Out = typename std::conditional<std::is_same<T, double>::value, double, float>::type;
   agg_block_kernel<Out><<<static_cast<unsigned int>(num_blocks), kThreads, 0, stream>>>(
       partial, first_chunk, block_size, static_cast<Out*>(out));
-  check_launch("agg_block_kernel");
+  check_launch("aggregate", "agg_block_kernel");
 }
 
 }  // namespace

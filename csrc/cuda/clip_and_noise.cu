@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/cuda_check.cuh"
 #include "common/cuda_num.cuh"
 #include "common/philox.h"
 
@@ -18,14 +19,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kPartials = 1024;
-
-void check_launch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("clip_and_noise: launch of ") + what + " failed: " +
-                             cudaGetErrorString(err));
-  }
-}
 
 __device__ double block_sum(double v) {
   __shared__ double shared[kThreads];
@@ -155,9 +148,9 @@ void clip_and_noise_sumsq(const int64_t* ptrs, const int64_t* numels, int64_t n,
     using T = decltype(tag);
     sumsq_kernel<T><<<kPartials, kThreads, 0, s>>>(ptrs, numels, n, scratch);
   });
-  check_launch("sumsq_kernel");
+  check_launch("clip_and_noise", "sumsq_kernel");
   final_sum_kernel<<<1, kThreads, 0, s>>>(scratch, kPartials, out);
-  check_launch("final_sum_kernel");
+  check_launch("clip_and_noise", "final_sum_kernel");
 }
 
 void clip_and_noise_apply(const int64_t* ptrs, const int64_t* numels, int64_t n, int64_t total, DType dtype,
@@ -169,7 +162,7 @@ void clip_and_noise_apply(const int64_t* ptrs, const int64_t* numels, int64_t n,
     using T = decltype(tag);
     apply_kernel<T><<<grid, kThreads, 0, s>>>(ptrs, numels, n, norm, max_norm, noise_std, seed, offset);
   });
-  check_launch("apply_kernel");
+  check_launch("clip_and_noise", "apply_kernel");
 }
 
 void clip_and_noise_sum_apply(const void* x, void* out, int64_t rows, int64_t cols, DType dtype,
@@ -182,7 +175,7 @@ void clip_and_noise_sum_apply(const void* x, void* out, int64_t rows, int64_t co
     sum_apply_kernel<T><<<grid, kThreads, 0, s>>>(static_cast<const T*>(x), static_cast<T*>(out), rows, cols,
                                                    norms, max_norm, noise_std, seed, offset);
   });
-  check_launch("sum_apply_kernel");
+  check_launch("clip_and_noise", "sum_apply_kernel");
 }
 
 }  // namespace pykernels::cuda

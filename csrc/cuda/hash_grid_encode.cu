@@ -11,6 +11,7 @@
 #include <string>
 #include <type_traits>
 
+#include "common/cuda_check.cuh"
 #include "common/cuda_num.cuh"
 
 namespace pykernels::cuda {
@@ -149,14 +150,6 @@ __global__ void backward_kernel(const S* __restrict__ grad_out, const typename N
   }
 }
 
-void check_launch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("hash_grid_encode: ") + what + " launch failed: " +
-                             cudaGetErrorString(err));
-  }
-}
-
 Resolutions pack(const int64_t* resolutions, int64_t levels) {
   if (levels < 1 || levels > kHashGridMaxLevels) {
     throw std::invalid_argument("hash_grid_encode: levels must be in 1.." + std::to_string(kHashGridMaxLevels));
@@ -224,7 +217,7 @@ void hash_grid_encode_forward(const void* x, const void* table, void* out, int64
     forward_kernel<D, F, S><<<grid, kThreads, 0, s>>>(static_cast<const A*>(x), static_cast<const S*>(table),
                                                        static_cast<S*>(out), n, levels, T, rs);
   });
-  check_launch("forward");
+  check_launch("hash_grid_encode", "forward");
 }
 
 void hash_grid_encode_backward(const void* grad_out, const void* x, const void* table, void* grad_table,
@@ -251,7 +244,7 @@ void hash_grid_encode_backward(const void* grad_out, const void* x, const void* 
         static_cast<const S*>(grad_out), static_cast<const A*>(x), static_cast<const S*>(table),
         static_cast<A*>(grad_table), static_cast<A*>(grad_x), n, levels, T, rs);
   });
-  check_launch("backward");
+  check_launch("hash_grid_encode", "backward");
 }
 
 }  // namespace pykernels::cuda

@@ -36,6 +36,7 @@
 #include <string>
 #include <type_traits>
 
+#include "common/cuda_check.cuh"
 #include "common/cuda_num.cuh"
 
 namespace pykernels::cuda {
@@ -592,14 +593,6 @@ void check_sizes(int64_t batch, int64_t m, int64_t n) {
   }
 }
 
-void check_launch(const char* kernel) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("newton_schulz: launch of ") + kernel +
-                             " failed: " + cudaGetErrorString(err));
-  }
-}
-
 bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
 
 template <typename T>
@@ -637,7 +630,7 @@ void launch_syrk(const T* P, const T* D, T* C, int64_t batch, int M, int K, doub
       ns_syrk_fma_kernel<T><<<grid, kFmaThreads, 0, stream>>>(Pb, Db, Cb, M, K, tiles, static_cast<T>(alpha),
                                                                static_cast<T>(beta));
     }
-    check_launch(syrk_name<T>());
+    check_launch("newton_schulz", syrk_name<T>());
   }
 }
 
@@ -660,7 +653,7 @@ void launch_gemm(const T* S, const T* X, T* Y, int64_t batch, int M, int N, doub
     } else {
       ns_gemm_fma_kernel<T><<<grid, kFmaThreads, 0, stream>>>(Sb, Xb, Yb, M, N, static_cast<T>(a));
     }
-    check_launch(gemm_name<T>());
+    check_launch("newton_schulz", gemm_name<T>());
   }
 }
 
@@ -687,7 +680,7 @@ void run(const void* x_raw, void* out_raw, void* workspace, int64_t batch, int M
     const dim3 grid(static_cast<unsigned int>(parts), static_cast<unsigned int>(nb));
     ns_norm_partial_kernel<T><<<grid, kNormThreads, 0, stream>>>(x + static_cast<size_t>(b0) * mn,
                                                                  partial + static_cast<size_t>(b0) * parts, mn, parts);
-    check_launch("ns_norm_partial_kernel");
+    check_launch("newton_schulz", "ns_norm_partial_kernel");
   }
   for (int64_t b0 = 0; b0 < batch; b0 += kMaxGridYZ) {
     const int nb = static_cast<int>(batch - b0 < kMaxGridYZ ? batch - b0 : kMaxGridYZ);
@@ -696,7 +689,7 @@ void run(const void* x_raw, void* out_raw, void* workspace, int64_t batch, int M
                                                           cur + static_cast<size_t>(b0) * mn,
                                                           partial + static_cast<size_t>(b0) * parts, mn, parts,
                                                           static_cast<Acc>(eps));
-    check_launch("ns_scale_kernel");
+    check_launch("newton_schulz", "ns_scale_kernel");
   }
 
   for (int64_t s = 0; s < steps; ++s) {

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/cuda_check.cuh"
+
 namespace pykernels::cuda {
 
 namespace {
@@ -125,10 +127,7 @@ void launch(const char* name, int d, const int64_t* nf, const double* t, int64_t
   } else {
     throw std::invalid_argument(std::string(name) + ": dtype must be float32 or float64 (complex64/128)");
   }
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string(name) + ": kernel launch failed (" + cudaGetErrorString(err) + ")");
-  }
+  check_launch(name, "its kernel");
 }
 
 }  // namespace

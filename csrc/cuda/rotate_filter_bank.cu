@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/cuda_check.cuh"
+
 namespace pykernels::cuda {
 namespace {
 
@@ -62,14 +64,6 @@ __global__ void backward_kernel(const T* __restrict__ grad_W, const T* __restric
   }
 }
 
-void check_rfb_launch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("rotate_filter_bank: ") + what + " launch failed: " +
-                             cudaGetErrorString(err));
-  }
-}
-
 void check_rfb_dims(int64_t c_out, int64_t c_in, int64_t n_in, int64_t n, int64_t nb, int64_t kk) {
   if (c_out < 0 || c_in < 0 || n < 1 || nb < 0 || kk < 0 || (n_in != 1 && n_in != n)) {
     throw std::invalid_argument("rotate_filter_bank: bad sizes (c_out=" + std::to_string(c_out) +
@@ -111,7 +105,7 @@ void rotate_filter_bank_forward(const void* coeffs, const void* basis, void* W, 
     default:
       bad_dtype(dtype);
   }
-  check_rfb_launch("forward");
+  check_launch("rotate_filter_bank", "forward");
 }
 
 void rotate_filter_bank_backward(const void* grad_W, const void* basis, void* grad, int64_t c_out, int64_t c_in,
@@ -136,7 +130,7 @@ void rotate_filter_bank_backward(const void* grad_W, const void* basis, void* gr
     default:
       bad_dtype(dtype);
   }
-  check_rfb_launch("backward");
+  check_launch("rotate_filter_bank", "backward");
 }
 
 }  // namespace pykernels::cuda
