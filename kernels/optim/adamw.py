@@ -13,13 +13,14 @@ from torch import Tensor
 
 import kernels
 from kernels.ops.adamw_step import check_hyperparameters, state_dtype_for
+from kernels.optim._base import ValidatedOptimizer
 
 __all__ = ["AdamW"]
 
 _STATE_TENSORS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "correction")
 
 
-class AdamW(torch.optim.Optimizer):
+class AdamW(ValidatedOptimizer):
     r"""AdamW as ``torch.optim.AdamW``, with every parameter updated by one fused ``kernels.adamw_step``
     call per (device, dtype, step, v0_weight) group.
 
@@ -94,20 +95,8 @@ class AdamW(torch.optim.Optimizer):
         _check_group(defaults, "")
         super().__init__(params, defaults)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # Groups loaded from torch.optim.AdamW's state_dict lack alpha/check_finite: take the defaults.
-        super().__setstate__(state)
-        for group in self.param_groups:
-            for key, value in self.defaults.items():
-                group.setdefault(key, value)
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        try:
-            _check_group(self.param_groups[-1], f" (param group {len(self.param_groups) - 1})")
-        except (ValueError, TypeError):
-            self.param_groups.pop()
-            raise
+    def _check_group(self, group: dict[str, Any], index: int) -> None:
+        _check_group(group, f" (param group {index})")
 
     # ---- state -----------------------------------------------------------------------------------
 

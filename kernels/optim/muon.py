@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 import kernels
 from kernels.ops.newton_schulz import check_coefficients
+from kernels.optim._base import ValidatedOptimizer
 
 __all__ = ["Muon", "muon_param_groups"]
 
@@ -25,7 +26,7 @@ DEFAULT_NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 ADJUST_LR_FNS = (None, "original", "match_rms_adamw")
 
 
-class Muon(torch.optim.Optimizer):
+class Muon(ValidatedOptimizer):
     r"""Muon (MomentUm Orthogonalized by Newton–Schulz) with batched orthogonalization; AdamW on request.
 
     Drop-in ``torch.optim.Optimizer``; with the default settings each Muon parameter follows
@@ -107,23 +108,6 @@ class Muon(torch.optim.Optimizer):
         }
         _check_hyperparameters(defaults, where="")
         super().__init__(params, defaults)
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # Groups from a pickle or a state_dict that predates a key (e.g. one saved by torch.optim.Muon)
-        # take the constructor's value for it.
-        super().__setstate__(state)
-        for group in self.param_groups:
-            for key, value in self.defaults.items():
-                group.setdefault(key, value)
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        super().add_param_group(param_group)
-        group, index = self.param_groups[-1], len(self.param_groups) - 1
-        try:
-            self._check_group(group, index)
-        except ValueError:
-            self.param_groups.pop()  # leave the optimizer as it was
-            raise
 
     @staticmethod
     def _check_group(group: dict[str, Any], index: int) -> None:
