@@ -75,7 +75,9 @@ header "python3 -m kernels info"
 phase info "$(cap 60 180)" "$PY" -m kernels info
 
 header "correctness: pytest tests -m cuda"
-phase tests "$(cap 150 140)" "$PY" -m pytest tests -m cuda -q -p no:cacheprovider
+# The method packages' tests need their extras (scikit-learn, PyAV...), which an offline GPU machine
+# may lack: a module that fails to import must not stop the kernels' CUDA tests from running.
+phase tests "$(cap 150 140)" "$PY" -m pytest tests -m cuda -q -p no:cacheprovider --continue-on-collection-errors
 if ((PHASE_RC == 5)); then  # pytest: nothing collected, which is not a failure of any kernel
     echo "no test is marked cuda yet"
     unset 'FAILED[${#FAILED[@]}-1]'
