@@ -14,23 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyvision.emert.train import EMERTConfig, fit, prepare_data
+from pyvision.emert.train import PRESETS, EMERTConfig, fit, prepare_data
 
-# The test's tiny setting (tests/pyvision/test_emert_data.py): 4-wide ResNet-18, 16-px frames.
-FAST = dict(
-    n_samples=300,
-    frames=2,
-    image_size=16,
-    steps=8,
-    face_width=4,
-    lstm_hidden=16,
-    lstm_layers=1,
-    d=32,
-    epochs=15,
-    batch_size=32,
-    lr=2e-3,
-    dropout=0.0,
-)
+FAST = PRESETS["tiny"]
 KEYS = ("er_war", "er_uar", "er_f1_weighted", "fer_war", "fer_f1_weighted")
 
 

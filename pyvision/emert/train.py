@@ -86,8 +86,24 @@ class EMERTConfig:
             raise ValueError(f"folds must be in [0, n_folds={self.n_folds}], got {self.folds}")
 
 
-# The paper-scale settings (release: 112-px frames, 8 frames, T = 32, ResNet-18, 200 epochs, Adam 1e-4).
+# "paper": the paper-scale settings (release: 112-px frames, 8 frames, T = 32, ResNet-18, 200 epochs,
+# Adam 1e-4). "tiny": seconds per run on a CPU (4-wide ResNet-18 on 2 frames of 16 px, 16-unit LSTMs),
+# what the tests and benchmarks/vision/emert_generator.py use.
 PRESETS: dict[str, dict] = {
+    "tiny": dict(
+        n_samples=300,
+        frames=2,
+        image_size=16,
+        steps=8,
+        face_width=4,
+        lstm_hidden=16,
+        lstm_layers=1,
+        d=32,
+        epochs=15,
+        batch_size=32,
+        lr=2e-3,
+        dropout=0.0,
+    ),
     "paper": dict(
         frames=8,
         image_size=112,

@@ -9,10 +9,11 @@ returns the pooled features (512-d), which is how the methods use it as an encod
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 from torch import nn
+
+from pyvision.models.checkpoint import read_state_dict
 
 __all__ = ["ResNet", "load_resnet_checkpoint", "resnet18", "resnet34"]
 
@@ -103,20 +104,7 @@ def load_resnet_checkpoint(model: ResNet, path: str | os.PathLike, *,
     model has none. Every other parameter must be present with the right shape when
     ``strict_backbone``. Returns the names that were skipped.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ResNet checkpoint {str(path)!r} does not exist (no download at run time: "
-                                "put the file there)")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        sd = load_file(str(path))
-    else:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
-            sd = sd[key]
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    sd = read_state_dict(path, "ResNet")
     own = model.state_dict()
     skipped = []
     for k in list(sd):

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pyvision.models.checkpoint import read_state_dict
 
 __all__ = ["VisionTransformer", "freeze_until_block", "load_vit_checkpoint", "vit_base", "vit_small",
            "vit_tiny"]
@@ -191,26 +192,7 @@ def load_vit_checkpoint(model: VisionTransformer, path: str | os.PathLike) -> li
     Every backbone tensor must be present with the right shape, else ValueError. Returns the skipped
     names.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ViT checkpoint {str(path)!r} does not exist (no download at run time: "
-                                "put the file there)")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        sd = load_file(str(path))
-    else:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model", "teacher"):
-        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
-            sd = sd[key]
-    if not isinstance(sd, dict):
-        raise ValueError(f"{str(path)!r} does not hold a state_dict")
-    cleaned = {}
-    for k, v in sd.items():
-        for prefix in _PREFIXES:
-            k = k.removeprefix(prefix)
-        cleaned[k] = v
+    cleaned = read_state_dict(path, "ViT", wrappers=("state_dict", "model", "teacher"), prefixes=_PREFIXES)
     own = model.state_dict()
     skipped = []
     for k in list(cleaned):

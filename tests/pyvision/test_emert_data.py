@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from pyvision.data.emert import CLASSES, COARSE, EmotionData, load_emer, make_emert_data, to_coarse
-from pyvision.emert.train import EMERTConfig, fit
+from pyvision.emert.train import PRESETS, EMERTConfig, fit
 
 
 def test_generator_shapes_gap_and_determinism():
@@ -93,21 +93,7 @@ def test_loader_errors(tmp_path):
         load_emer(tmp_path)
 
 
-# Tiny nets on the generator (a few seconds each): 4-wide ResNet-18 on 2 frames of 16 px, 16-unit LSTMs.
-FAST = dict(
-    n_samples=300,
-    frames=2,
-    image_size=16,
-    steps=8,
-    face_width=4,
-    lstm_hidden=16,
-    lstm_layers=1,
-    d=32,
-    epochs=15,
-    batch_size=32,
-    lr=2e-3,
-    dropout=0.0,
-)
+FAST = PRESETS["tiny"]
 
 
 def _er_accuracy(protocol, seed):

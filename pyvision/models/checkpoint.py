@@ -1,0 +1,39 @@
+"""Reading a backbone checkpoint from a local file (never a download), shared by the ResNet and ViT
+loaders: ``torch.save`` pickles (tensors only: ``weights_only=True``) or ``.safetensors``, a state_dict
+possibly wrapped in a training checkpoint, with wrapper prefixes stripped."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+
+def read_state_dict(path: str | os.PathLike, what: str, *, wrappers: Sequence[str] = ("state_dict", "model"),
+                    prefixes: Sequence[str] = ("module.",)) -> dict[str, torch.Tensor]:
+    """The state_dict in ``path``: unwrapped from the first of ``wrappers`` found (e.g. a training
+    checkpoint's ``"model"``), every key stripped of each of ``prefixes`` (DataParallel's ``module.``).
+    ``what`` names the model in errors: a missing file is a FileNotFoundError naming the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} checkpoint {str(path)!r} does not exist (no download at run time: "
+                                "put the file there)")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        sd = load_file(str(path))
+    else:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    for key in wrappers:
+        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
+            sd = sd[key]
+    if not isinstance(sd, dict):
+        raise ValueError(f"{str(path)!r} does not hold a state_dict")
+    cleaned = {}
+    for k, v in sd.items():
+        for prefix in prefixes:
+            k = k.removeprefix(prefix)
+        cleaned[k] = v
+    return cleaned
