@@ -89,7 +89,6 @@ CAPTION_CONTENT = {
     "gravel": "gravel",
     "retina": "a retina",
     "cell": "a cell",
-    "human_mitosis": "dividing cells",
     "logo": "a logo",
     "microaneurysms": "blood vessels",
     "colorwheel": "a color wheel",
@@ -99,7 +98,6 @@ CAPTION_CONTENT = {
 EXTRA_PHOTOS = (
     "retina",
     "cell",
-    "human_mitosis",
     "logo",
     "microaneurysms",
     "colorwheel",

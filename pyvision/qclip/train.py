@@ -64,6 +64,7 @@ class TrainConfig:
     # else pretrained on the synthetic set's photos outside this run's test split and saved there.
     pretrained_tiny: str | None = None
     pretrain_steps: int = 600
+    pretrain_pairs: int = 6000
     score_head: str = "linear"
     dataset: str = "synthetic"
     data_root: str | None = None
@@ -165,7 +166,8 @@ def resolve_backbone(cfg: TrainConfig, progress: bool = True) -> str | None:
         return str(path)
     photos = tuple(p for p in photo_names() if p not in test)
     model, summary = pretrain_clip(
-        PretrainConfig(photos=photos, steps=cfg.pretrain_steps, seed=cfg.seed), progress=progress
+        PretrainConfig(photos=photos, pairs=cfg.pretrain_pairs, steps=cfg.pretrain_steps, seed=cfg.seed),
+        progress=progress,
     )
     summary["excluded_test_photos"] = test
     save_clip_checkpoint(path, model, summary)
