@@ -25,6 +25,7 @@ photo, so no scene is in two splits.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 from dataclasses import dataclass
@@ -37,11 +38,15 @@ import torch.nn.functional as F
 __all__ = [
     "DISTORTIONS",
     "LAYOUTS",
+    "PHOTO_NAMES",
     "SyntheticVQA",
     "SyntheticVQAConfig",
     "VQARecord",
+    "distort_frames",
+    "load_photo",
     "make_synthetic_vqa",
     "normalize_frames",
+    "photo_names",
     "read_video",
     "read_vqa_records",
     "split_by_source",
@@ -184,38 +189,52 @@ class SyntheticVQA:
         return self.videos.shape[0]
 
 
-def _photos() -> list[np.ndarray]:
+# scikit-image's bundled photos the synthetic set draws its sources from, in this order.
+PHOTO_NAMES = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "camera",
+    "coins",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "horse",
+    "moon",
+    "page",
+    "text",
+    "clock",
+    "brick",
+    "grass",
+    "gravel",
+)
+
+
+def load_photo(name: str) -> np.ndarray | None:
+    """scikit-image's photo ``name`` as (H, W, 3) uint8, or None where it needs a download."""
     from skimage import data
 
-    out = []
-    for name in (
-        "astronaut",
-        "coffee",
-        "chelsea",
-        "rocket",
-        "camera",
-        "coins",
-        "hubble_deep_field",
-        "immunohistochemistry",
-        "horse",
-        "moon",
-        "page",
-        "text",
-        "clock",
-        "brick",
-        "grass",
-        "gravel",
-    ):
-        try:
-            img = np.asarray(getattr(data, name)())
-        except Exception:  # noqa: BLE001 - a photo that needs a download is skipped
-            continue
-        if img.dtype == bool:
-            img = img.astype(np.uint8) * 255
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=-1)
-        out.append(img[..., :3].astype(np.uint8))
-    return out
+    try:
+        img = np.asarray(getattr(data, name)())
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - a photo that needs a download is skipped (under pytest,
+        return None  # scikit-image signals a failed download with pytest's Skipped, a BaseException)
+    if img.dtype == bool:
+        img = img.astype(np.uint8) * 255
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    return img[..., :3].astype(np.uint8)
+
+
+@functools.cache
+def photo_names() -> tuple[str, ...]:
+    """The names in ``PHOTO_NAMES`` that load here: source i of the synthetic set is ``photo_names()[i]``."""
+    return tuple(n for n in PHOTO_NAMES if load_photo(n) is not None)
+
+
+def _photos() -> list[np.ndarray]:
+    return [load_photo(n) for n in photo_names()]
 
 
 def mos_from_strengths(strengths: np.ndarray) -> np.ndarray:
@@ -248,12 +267,17 @@ def _pan_clip(photo: np.ndarray, frames: int, size: int, rng: np.random.Generato
     return x.clamp(0, 255).round().byte().permute(0, 2, 3, 1).numpy()
 
 
-def _distort(clip: np.ndarray, s: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def distort_frames(
+    frames: np.ndarray, s: np.ndarray, exposure_sign: float, rng: np.random.Generator
+) -> np.ndarray:
+    """The per-frame distortions of the synthetic set on (T, H, W, 3) uint8 frames: exposure (gain
+    2^(exposure_sign·1.5·s_4)), noise (σ = 0.12·s_1), Gaussian blur (radius 1.5·s_0), JPEG (quality
+    95 − 85·s_2), in that order; a zero strength skips that distortion. Stutter (temporal) is not here."""
     from PIL import Image, ImageFilter
 
-    x = clip.astype(np.float32) / 255.0
+    x = frames.astype(np.float32) / 255.0
     if s[4] > 0:
-        x = x * 2.0 ** (1.5 * s[4] * rng.choice([-1.0, 1.0]))
+        x = x * 2.0 ** (1.5 * s[4] * exposure_sign)
     if s[1] > 0:
         x = x + rng.normal(0, 0.12 * s[1], x.shape).astype(np.float32)
     x = (np.clip(x, 0, 1) * 255).round().astype(np.uint8)
@@ -267,7 +291,12 @@ def _distort(clip: np.ndarray, s: np.ndarray, rng: np.random.Generator) -> np.nd
             img.save(buf, format="JPEG", quality=int(round(95 - 85 * s[2])))
             img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
         out.append(np.asarray(img))
-    x = np.stack(out)
+    return np.stack(out)
+
+
+def _distort(clip: np.ndarray, s: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    sign = rng.choice([-1.0, 1.0]) if s[4] > 0 else 1.0
+    x = distort_frames(clip, s, sign, rng)
     if s[3] > 0:
         for t in range(1, len(x)):
             if rng.random() < 0.8 * s[3]:

@@ -10,6 +10,7 @@ from pyvision.qclip.model import (
     SharedCrossModalAdapter,
     count_parameters,
 )
+from pyvision.qclip.pretrain import PretrainConfig, clip_contrastive_loss, pretrain_clip, retrieval_accuracy
 from pyvision.qclip.sampling import (
     SAMPLERS,
     frame_difference_indices,
@@ -20,20 +21,24 @@ from pyvision.qclip.sampling import (
 
 __all__ = [
     "LEVELS",
+    "PretrainConfig",
     "QCLIP",
     "QCLIPConfig",
     "QCLIP_PRESETS",
     "SAMPLERS",
     "SharedCrossModalAdapter",
+    "clip_contrastive_loss",
     "count_parameters",
     "frame_difference_indices",
     "frame_differences",
     "krcc",
     "plcc",
     "plcc_loss",
+    "pretrain_clip",
     "qclip_loss",
     "random_indices",
     "rank_loss",
+    "retrieval_accuracy",
     "srcc",
     "uniform_indices",
     "vqa_metrics",

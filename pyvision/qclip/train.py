@@ -2,7 +2,9 @@
 
 As released: loss L_plcc + 0.3·L_rank, AdamW (lr 1e-3, weight decay 1e-4), batch 12, 8 epochs with one
 linear warm-up epoch then cosine decay (per step), 8 frames per video at the backbone's resolution.
-Defaults run the tiny random CLIP on the synthetic set on a CPU in about a minute; ``--preset paper
+Defaults run the tiny random CLIP on the synthetic set on a CPU in about a minute; ``--pretrained-tiny
+runs/tiny_clip.safetensors`` pretrains (or loads) the tiny CLIP contrastively first (pyvision.qclip.pretrain:
+the CPU stand-in for CLIP's web pretraining, about a minute more); ``--preset paper
 --checkpoint PE-Core-L14-336.pt --dataset konvid --data-root ...`` is the full-size run.
 
 Writes runs/<name>/: config.json, metrics.jsonl (per epoch: train loss, val/test SRCC, PLCC, KRCC),
@@ -29,6 +31,7 @@ from pyvision.data.vqa import (
     SyntheticVQAConfig,
     make_synthetic_vqa,
     normalize_frames,
+    photo_names,
     read_video,
     read_vqa_records,
     split_by_source,
@@ -36,9 +39,19 @@ from pyvision.data.vqa import (
 from pyvision.qclip.losses import qclip_loss
 from pyvision.qclip.metrics import vqa_metrics
 from pyvision.qclip.model import QCLIP, qclip_config
+from pyvision.qclip.pretrain import PretrainConfig, checkpoint_photos, pretrain_clip, save_clip_checkpoint
 from pyvision.qclip.sampling import SAMPLERS, sample_indices
 
-__all__ = ["Clips", "TrainConfig", "add_arguments", "evaluate", "main", "train"]
+__all__ = [
+    "Clips",
+    "TrainConfig",
+    "add_arguments",
+    "evaluate",
+    "main",
+    "resolve_backbone",
+    "synthetic_test_photos",
+    "train",
+]
 
 
 @dataclass
@@ -47,11 +60,17 @@ class TrainConfig:
     runs_dir: str = "runs"
     preset: str = "tiny"
     checkpoint: str | None = None
+    # A tiny CLIP pretrained by pyvision.qclip.pretrain (a .safetensors path): loaded when the file exists,
+    # else pretrained on the synthetic set's photos outside this run's test split and saved there.
+    pretrained_tiny: str | None = None
+    pretrain_steps: int = 600
+    pretrain_pairs: int = 6000
     score_head: str = "linear"
     dataset: str = "synthetic"
     data_root: str | None = None
     n_sources: int = 8
     clips_per_source: int = 12
+    split: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / val / test fractions of the sources
     video_frames: int = 16
     frames: int = 8
     sampler: str = "uniform"
@@ -112,6 +131,50 @@ def load_clips(cfg: TrainConfig, image_size: int, normalization: str) -> Clips:
     return Clips(videos, torch.tensor([r.mos for r in records]), np.arange(len(records)), normalization)
 
 
+def synthetic_test_photos(cfg: TrainConfig) -> list[str]:
+    """The scikit-image photos whose clips form the synthetic set's test split for ``cfg``'s seed."""
+    source = np.repeat(np.arange(cfg.n_sources), cfg.clips_per_source)
+    _, _, test = split_by_source(source, cfg.split, seed=cfg.seed)
+    return [photo_names()[i] for i in np.unique(source[test])]
+
+
+def resolve_backbone(cfg: TrainConfig, progress: bool = True) -> str | None:
+    """The CLIP checkpoint path for ``cfg``: ``cfg.checkpoint``, or with ``cfg.pretrained_tiny`` that
+    file — pretrained (``pyvision.qclip.pretrain``) on every bundled photo except this run's test photos
+    when it does not exist yet, and checked to exclude them when it does."""
+    if not cfg.pretrained_tiny:
+        return cfg.checkpoint
+    if cfg.checkpoint:
+        raise ValueError("give checkpoint or pretrained_tiny, not both")
+    if cfg.dataset != "synthetic" or cfg.preset != "tiny":
+        raise ValueError(
+            f"pretrained_tiny is the CPU stand-in for the tiny preset on the synthetic set; got preset "
+            f"{cfg.preset!r}, dataset {cfg.dataset!r} (use checkpoint for a real CLIP)"
+        )
+    test = synthetic_test_photos(cfg)
+    path = Path(cfg.pretrained_tiny)
+    if path.is_file():
+        seen = checkpoint_photos(path)
+        if seen is None:
+            raise ValueError(f"{str(path)!r} does not record its pretraining photos (not a pretrain.py file)")
+        overlap = sorted(set(seen) & set(test))
+        if overlap:
+            raise ValueError(
+                f"{str(path)!r} was pretrained on {overlap}, which are in this run's test split (seed "
+                f"{cfg.seed}): pretrain another file for this split"
+            )
+        return str(path)
+    photos = tuple(p for p in photo_names() if p not in test)
+    model, summary = pretrain_clip(
+        PretrainConfig(photos=photos, pairs=cfg.pretrain_pairs, steps=cfg.pretrain_steps, seed=cfg.seed),
+        progress=progress,
+    )
+    summary["excluded_test_photos"] = test
+    save_clip_checkpoint(path, model, summary)
+    print(f"pretrained tiny CLIP on {len(summary['photos'])} photos in {summary['seconds']:.0f} s -> {path}")
+    return str(path)
+
+
 @torch.no_grad()
 def evaluate(model: QCLIP, clips: Clips, idx: np.ndarray, cfg: TrainConfig, rng: np.random.Generator):
     """Predictions on ``idx`` (batches of ``cfg.batch_size``) and the metrics against the MOS."""
@@ -152,14 +215,16 @@ def train(
     torch.manual_seed(cfg.seed)
     run = RunDir(Path(cfg.runs_dir) / cfg.name, resume=resume, overwrite=overwrite)
     run.write_config(cfg)
+    checkpoint = resolve_backbone(cfg, progress)
+    torch.manual_seed(cfg.seed)  # the same initial head whether or not this call pretrained the backbone
     mcfg = qclip_config(
-        cfg.preset, score_head=cfg.score_head, **({"checkpoint": cfg.checkpoint} if cfg.checkpoint else {})
+        cfg.preset, score_head=cfg.score_head, **({"checkpoint": checkpoint} if checkpoint else {})
     )
     model = QCLIP(mcfg).to(cfg.device)
     print(model.describe())
     vision = model.clip.config.vision
     clips = load_clips(cfg, vision.image_size, "pe" if vision.rope2d else "clip")
-    train_idx, val_idx, test_idx = split_by_source(clips.source, seed=cfg.seed)
+    train_idx, val_idx, test_idx = split_by_source(clips.source, cfg.split, seed=cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = math.ceil(len(train_idx) / cfg.batch_size)
