@@ -184,82 +184,45 @@ def _dims(coeffs_shape, basis: Tensor) -> tuple[int, ...]:
     return C_out, C_in, N_in, N, B, k1 * k2
 
 
-def _cpu_forward(coeffs: Tensor, basis: Tensor) -> Tensor:
-    C_out, C_in, N_in, N, B, kk = _dims(coeffs.shape, basis)
+def _launch(module, fn: str, src: Tensor, basis: Tensor, out: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """Call ``module.<fn>`` (kernels._C or kernels._cuda) with pointers, dims and the dtype code; on
+    CUDA also the caller's stream, on the tensors' device."""
+    args = (src.data_ptr(), basis.data_ptr(), out.data_ptr(), *dims, DTYPE_CODES[src.dtype])
+    if module is _C:
+        getattr(module, fn)(*args)
+        return out
+    with torch.cuda.device(src.device):
+        getattr(module, fn)(*args, torch.cuda.current_stream(src.device).cuda_stream)
+    return out
+
+
+def _forward(module, coeffs: Tensor, basis: Tensor) -> Tensor:
+    dims = _dims(coeffs.shape, basis)
+    C_out, C_in, N_in, N = dims[:4]
     W = coeffs.new_empty(C_out * N, C_in * N_in, basis.size(2), basis.size(3))
-    _C.rotate_filter_bank_forward(
-        coeffs.data_ptr(),
-        basis.data_ptr(),
-        W.data_ptr(),
-        C_out,
-        C_in,
-        N_in,
-        N,
-        B,
-        kk,
-        DTYPE_CODES[coeffs.dtype],
-    )
-    return W
+    return _launch(module, "rotate_filter_bank_forward", coeffs, basis, W, dims)
+
+
+def _backward(module, grad_W: Tensor, basis: Tensor, C_out: int, C_in: int, N_in: int) -> Tensor:
+    dims = _dims((C_out, C_in, N_in), basis)
+    grad = grad_W.new_empty(C_out, C_in, N_in, dims[4])
+    return _launch(module, "rotate_filter_bank_backward", grad_W, basis, grad, dims)
+
+
+def _cpu_forward(coeffs: Tensor, basis: Tensor) -> Tensor:
+    return _forward(_C, coeffs, basis)
 
 
 def _cpu_backward(grad_W: Tensor, basis: Tensor, C_out: int, C_in: int, N_in: int) -> Tensor:
-    _, _, _, N, B, kk = _dims((C_out, C_in, N_in), basis)
-    grad = grad_W.new_empty(C_out, C_in, N_in, B)
-    _C.rotate_filter_bank_backward(
-        grad_W.data_ptr(),
-        basis.data_ptr(),
-        grad.data_ptr(),
-        C_out,
-        C_in,
-        N_in,
-        N,
-        B,
-        kk,
-        DTYPE_CODES[grad_W.dtype],
-    )
-    return grad
+    return _backward(_C, grad_W, basis, C_out, C_in, N_in)
 
 
 def _cuda_forward(coeffs: Tensor, basis: Tensor) -> Tensor:
-    C_out, C_in, N_in, N, B, kk = _dims(coeffs.shape, basis)
-    W = coeffs.new_empty(C_out * N, C_in * N_in, basis.size(2), basis.size(3))
-    with torch.cuda.device(coeffs.device):
-        stream = torch.cuda.current_stream(coeffs.device).cuda_stream
-        _cuda.rotate_filter_bank_forward(
-            coeffs.data_ptr(),
-            basis.data_ptr(),
-            W.data_ptr(),
-            C_out,
-            C_in,
-            N_in,
-            N,
-            B,
-            kk,
-            DTYPE_CODES[coeffs.dtype],
-            stream,
-        )
-    return W
+    return _forward(_cuda, coeffs, basis)
 
 
 def _cuda_backward(grad_W: Tensor, basis: Tensor, C_out: int, C_in: int, N_in: int) -> Tensor:
-    _, _, _, N, B, kk = _dims((C_out, C_in, N_in), basis)
-    grad = grad_W.new_empty(C_out, C_in, N_in, B)
-    with torch.cuda.device(grad_W.device):
-        stream = torch.cuda.current_stream(grad_W.device).cuda_stream
-        _cuda.rotate_filter_bank_backward(
-            grad_W.data_ptr(),
-            basis.data_ptr(),
-            grad.data_ptr(),
-            C_out,
-            C_in,
-            N_in,
-            N,
-            B,
-            kk,
-            DTYPE_CODES[grad_W.dtype],
-            stream,
-        )
-    return grad
+    return _backward(_cuda, grad_W, basis, C_out, C_in, N_in)
 
 
 def _triton_forward(coeffs: Tensor, basis: Tensor) -> Tensor:
