@@ -120,19 +120,23 @@ def rounds_to(metrics: list[dict], target: float) -> int | None:
 
 def summary_table(results: dict[str, list[dict]], target: float | None) -> str:
     lines = [
-        "| algorithm | final acc | best acc | rounds to target | MB up/round | MB down/round |",
-        "|---|---|---|---|---|---|",
+        "| algorithm | lr | final acc | best acc | rounds to target | MB up/round | MB down/round |",
+        "|---|---|---|---|---|---|---|",
     ]
     for algo, ms in results.items():
         accs = [m["test_acc"] for m in ms if "test_acc" in m]
         hit = rounds_to(ms, target) if target is not None else None
         lines.append(
-            f"| {algo} | {accs[-1]:.4f} | {max(accs):.4f} | "
+            f"| {algo} | {ms[0]['lr']:g} | {accs[-1]:.4f} | {max(accs):.4f} | "
             f"{hit if hit is not None else ('—' if target is None else 'not reached')} | "
             f"{ms[-1]['bytes_up'] / 1e6:.3f} | {ms[-1]['bytes_down'] / 1e6:.3f} |"
         )
+    lines.append(
+        "\nlr: the client learning rate of round 1 (each algorithm's default unless --lr is given; "
+        "the schedule decays it from there)."
+    )
     if target is not None:
-        lines.append(f"\nTarget accuracy: {target}.")
+        lines.append(f"Target accuracy: {target}.")
     return "\n".join(lines)
 
 
