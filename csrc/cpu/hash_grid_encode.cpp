@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "common/hash_grid_dispatch.h"
+
 namespace pykernels::cpu {
 namespace {
 
@@ -187,34 +189,9 @@ void backward_impl(const void* gp, const void* xp, const void* tp, void* gtp, vo
 
 template <template <int, int, typename> class Fn, typename... Args>
 void dispatch(int d, int f, DType dtype, Args... args) {
-  auto by_type = [&](auto dd, auto ff) {
-    constexpr int D = decltype(dd)::value;
-    constexpr int F = decltype(ff)::value;
-    switch (dtype) {
-      case DType::Float32: return Fn<D, F, float>::run(args...);
-      case DType::Float64: return Fn<D, F, double>::run(args...);
-      case DType::Float16: return Fn<D, F, uint16_t>::run(args...);
-      default:
-        throw std::invalid_argument(std::string("hash_grid_encode: table dtype must be float32, float64 or "
-                                                "float16, got ") + dtype_name(dtype));
-    }
-  };
-  auto by_f = [&](auto dd) {
-    switch (f) {
-      case 1: return by_type(dd, std::integral_constant<int, 1>{});
-      case 2: return by_type(dd, std::integral_constant<int, 2>{});
-      case 4: return by_type(dd, std::integral_constant<int, 4>{});
-      case 8: return by_type(dd, std::integral_constant<int, 8>{});
-      default: throw std::invalid_argument("hash_grid_encode: f must be 1, 2, 4 or 8, got " + std::to_string(f));
-    }
-  };
-  switch (d) {
-    case 1: return by_f(std::integral_constant<int, 1>{});
-    case 2: return by_f(std::integral_constant<int, 2>{});
-    case 3: return by_f(std::integral_constant<int, 3>{});
-    case 4: return by_f(std::integral_constant<int, 4>{});
-    default: throw std::invalid_argument("hash_grid_encode: d must be 1..4, got " + std::to_string(d));
-  }
+  dispatch_hash_grid<uint16_t>(d, f, dtype, [&](auto dd, auto ff, auto sv) {
+    return Fn<decltype(dd)::value, decltype(ff)::value, decltype(sv)>::run(args...);
+  });
 }
 
 template <int D, int F, typename S>

@@ -13,6 +13,7 @@
 
 #include "common/cuda_check.cuh"
 #include "common/cuda_num.cuh"
+#include "common/hash_grid_dispatch.h"
 
 namespace pykernels::cuda {
 namespace {
@@ -162,36 +163,6 @@ Resolutions pack(const int64_t* resolutions, int64_t levels) {
   return rs;
 }
 
-template <typename Fn>
-void dispatch(int d, int f, DType dtype, Fn&& fn) {
-  auto by_type = [&](auto dd, auto ff) {
-    switch (dtype) {
-      case DType::Float32: return fn(dd, ff, float{});
-      case DType::Float64: return fn(dd, ff, double{});
-      case DType::Float16: return fn(dd, ff, __half{});
-      default:
-        throw std::invalid_argument(std::string("hash_grid_encode: table dtype must be float32, float64 or "
-                                                "float16, got ") + dtype_name(dtype));
-    }
-  };
-  auto by_f = [&](auto dd) {
-    switch (f) {
-      case 1: return by_type(dd, std::integral_constant<int, 1>{});
-      case 2: return by_type(dd, std::integral_constant<int, 2>{});
-      case 4: return by_type(dd, std::integral_constant<int, 4>{});
-      case 8: return by_type(dd, std::integral_constant<int, 8>{});
-      default: throw std::invalid_argument("hash_grid_encode: f must be 1, 2, 4 or 8, got " + std::to_string(f));
-    }
-  };
-  switch (d) {
-    case 1: return by_f(std::integral_constant<int, 1>{});
-    case 2: return by_f(std::integral_constant<int, 2>{});
-    case 3: return by_f(std::integral_constant<int, 3>{});
-    case 4: return by_f(std::integral_constant<int, 4>{});
-    default: throw std::invalid_argument("hash_grid_encode: d must be 1..4, got " + std::to_string(d));
-  }
-}
-
 void check_sizes(int64_t n, int64_t T) {
   if (n < 0 || T < 1 || T > 0xffffffffLL) {
     throw std::invalid_argument("hash_grid_encode: need n >= 0 and 1 <= T < 2^32");
@@ -209,7 +180,7 @@ void hash_grid_encode_forward(const void* x, const void* table, void* out, int64
   if (n == 0) return;
   const dim3 grid(static_cast<unsigned>((n + kThreads - 1) / kThreads), static_cast<unsigned>(levels));
   auto s = static_cast<cudaStream_t>(stream);
-  dispatch(d, f, dtype, [&](auto dd, auto ff, auto sv) {
+  dispatch_hash_grid<__half>(d, f, dtype, [&](auto dd, auto ff, auto sv) {
     constexpr int D = decltype(dd)::value;
     constexpr int F = decltype(ff)::value;
     using S = decltype(sv);
@@ -235,7 +206,7 @@ void hash_grid_encode_backward(const void* grad_out, const void* x, const void* 
     }
   }
   const dim3 grid(static_cast<unsigned>((n + kThreads - 1) / kThreads), static_cast<unsigned>(levels));
-  dispatch(d, f, dtype, [&](auto dd, auto ff, auto sv) {
+  dispatch_hash_grid<__half>(d, f, dtype, [&](auto dd, auto ff, auto sv) {
     constexpr int D = decltype(dd)::value;
     constexpr int F = decltype(ff)::value;
     using S = decltype(sv);
