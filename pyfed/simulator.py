@@ -46,7 +46,9 @@ class Federation:
     data: Dataset
     clients: list[Client]
     client_train: list[np.ndarray]  # indices into data.x_train
-    client_test: list[np.ndarray]
+    # The clients' local test splits pooled, gathered once (client_test_acc at every evaluation)
+    client_test_x: torch.Tensor
+    client_test_y: torch.Tensor
     model: nn.Module  # the clients' working copy
     eval_model: nn.Module
     algo: Algorithm
@@ -95,12 +97,14 @@ def build_federation(cfg: FedConfig) -> Federation:
     eval_model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
     algo = make_algorithm(cfg.algo, **cfg.algo_args)
     base_lr = cfg.lr if cfg.lr is not None else algo.default_lr
+    pooled = torch.from_numpy(np.concatenate([s.test for s in splits])).to(device)
     return Federation(
         cfg,
         data,
         clients,
         [s.train for s in splits],
-        [s.test for s in splits],
+        data.x_train[pooled],
+        data.y_train[pooled],
         model,
         eval_model,
         algo,
@@ -173,7 +177,7 @@ def simulate(
         )
 
     rng_at_round_end = capture_rng({"sampler": sampler})
-    bar = kernels_tqdm(range(start, cfg.rounds), progress, f"{cfg.algo}")
+    bar = _progress(range(start, cfg.rounds), progress, f"{cfg.algo}")
     t0 = time.perf_counter() - elapsed
     round_ = start
     try:
@@ -234,16 +238,12 @@ def _one_round(fed: Federation, state, client_states, sampler, round_: int) -> d
             record["test_acc"], record["test_loss"] = evaluate(
                 fed.eval_model, fed.data.x_test, fed.data.y_test
             )
-            idx = np.concatenate([t for t in fed.client_test if len(t)]) if fed.client_test else np.array([])
-            if len(idx):
-                ti = torch.from_numpy(idx).to(fed.data.x_train.device)
-                record["client_test_acc"], _ = evaluate(
-                    fed.eval_model, fed.data.x_train[ti], fed.data.y_train[ti]
-                )
+            if len(fed.client_test_y):
+                record["client_test_acc"], _ = evaluate(fed.eval_model, fed.client_test_x, fed.client_test_y)
     return record
 
 
-def kernels_tqdm(it, enabled: bool, desc: str):
+def _progress(it, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(it, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
@@ -253,8 +253,3 @@ def _plot(run: RunDir) -> None:
     pts = [(m["round"], m["test_acc"]) for m in run.metrics() if "test_acc" in m]
     if pts:
         plot_curves(run.path / "acc.png", {"test accuracy": pts}, xlabel="round", ylabel="test accuracy")
-
-
-def load_global_model(fed: Federation, state: dict[str, Any]) -> nn.Module:
-    load_weights(fed.eval_model, state["weights"])
-    return fed.eval_model

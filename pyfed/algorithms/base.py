@@ -245,7 +245,7 @@ def local_train(
     params = [p for p in model.parameters() if p.requires_grad]
     batches = client.batches()
     total = 0.0
-    for k in range(cfg.local_steps):
+    for _ in range(cfg.local_steps):
         with kernels.nvtx.range("local_step"):
             try:
                 x, y = next(batches)
@@ -266,7 +266,6 @@ def local_train(
             if grad_hook is not None:
                 grad_hook()
             step()
-        del k
     return total / max(cfg.local_steps, 1)
 
 
