@@ -1,6 +1,7 @@
-"""Reading a backbone checkpoint from a local file (never a download), shared by the ResNet and ViT
-loaders: ``torch.save`` pickles (tensors only: ``weights_only=True``) or ``.safetensors``, a state_dict
-possibly wrapped in a training checkpoint, with wrapper prefixes stripped."""
+"""Reading a backbone checkpoint from a local file (never a download), shared by the CLIP, ResNet and
+ViT loaders: ``torch.save`` pickles (tensors only: ``weights_only=True``), TorchScript archives (OpenAI's
+released CLIP ``.pt`` files), or ``.safetensors``; a state_dict possibly wrapped in a training
+checkpoint, with wrapper prefixes stripped and non-tensor entries dropped."""
 
 from __future__ import annotations
 
@@ -25,14 +26,20 @@ def read_state_dict(path: str | os.PathLike, what: str, *, wrappers: Sequence[st
 
         sd = load_file(str(path))
     else:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+        except RuntimeError:
+            # A TorchScript archive (e.g. OpenAI's ViT-*.pt) is not a pickled state dict.
+            sd = torch.jit.load(str(path), map_location="cpu").state_dict()
     for key in wrappers:
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
             sd = sd[key]
     if not isinstance(sd, dict):
-        raise ValueError(f"{str(path)!r} does not hold a state_dict")
+        raise ValueError(f"{str(path)!r} holds a {type(sd).__name__}, not a state_dict")
     cleaned = {}
     for k, v in sd.items():
+        if not isinstance(v, torch.Tensor):
+            continue
         for prefix in prefixes:
             k = k.removeprefix(prefix)
         cleaned[k] = v

@@ -28,11 +28,12 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pyvision.models.checkpoint import read_state_dict
 
 __all__ = [
     "CLIP",
@@ -384,27 +385,7 @@ def read_clip_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The tensors of a local CLIP checkpoint, unwrapped: a plain ``torch.save``'d state dict, one nested
     under ``state_dict``/``weights``/``model``, a safetensors file, or OpenAI's TorchScript archive;
     ``module.`` prefixes (DDP) are removed."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"CLIP checkpoint {str(path)!r} does not exist (nothing is downloaded: put the file there)"
-        )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        sd = load_file(str(path))
-    else:
-        try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except RuntimeError:
-            # OpenAI's released ViT-*.pt files are TorchScript archives, not pickled state dicts.
-            sd = torch.jit.load(str(path), map_location="cpu").state_dict()
-    for key in ("state_dict", "weights", "model"):
-        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
-            sd = sd[key]
-    if not isinstance(sd, dict):
-        raise ValueError(f"{str(path)!r} holds a {type(sd).__name__}, not a state dict")
-    sd = {k.removeprefix("module."): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    sd = read_state_dict(path, "CLIP", wrappers=("state_dict", "weights", "model"))
     # TorchScript extras that are not weights.
     for extra in ("input_resolution", "context_length", "vocab_size"):
         sd.pop(extra, None)
