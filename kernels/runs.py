@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import random
 import tempfile
@@ -36,6 +37,7 @@ __all__ = [
     "RunDir",
     "atomic_write",
     "capture_rng",
+    "cosine_lr",
     "load_state",
     "plot_curves",
     "restore_rng",
@@ -196,6 +198,23 @@ def _encode_numpy_legacy(s):
 
 def _decode_numpy_legacy(d):
     return (d["name"], d["keys"].numpy().astype(np.uint32), d["pos"], d["has_gauss"], d["cached"])
+
+
+def cosine_lr(base: float, step: int, total: int, *, warmup: int = 0, floor: float = 0.0) -> float:
+    """The learning rate of step ``step`` (0-based): a linear warm-up base·(step + 1)/warmup over the first
+    ``warmup`` steps, then a cosine from base down to base·floor over the remaining total − warmup steps,
+    held there after ``total``::
+
+        lr = lo + (base − lo)·½(1 + cos(π·min(step − warmup, T)/T))
+        lo = base·floor,  T = max(1, total − warmup)
+
+    A function of the step alone, so a resumed run needs no scheduler state. ``base = 1`` gives the
+    multiplier for ``torch.optim.lr_scheduler.LambdaLR``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    span = max(1, total - warmup)
+    lo = base * floor
+    return lo + (base - lo) * 0.5 * (1 + math.cos(math.pi * min(step - warmup, span) / span))
 
 
 class RunDir:

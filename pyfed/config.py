@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernels.runs import cosine_lr
+
 __all__ = ["PRESETS", "FedConfig", "lr_at"]
 
 
@@ -78,8 +80,7 @@ def lr_at(cfg: FedConfig, base_lr: float, round_: int) -> float:
     """The round's client learning rate: cosine from lr to lr·lr_min_ratio over the run, exponential
     lr·rate^round, or constant."""
     if cfg.lr_decay == "cosine":
-        floor = base_lr * cfg.lr_min_ratio
-        return floor + 0.5 * (base_lr - floor) * (1 + math.cos(math.pi * round_ / max(cfg.rounds, 1)))
+        return cosine_lr(base_lr, round_, cfg.rounds, floor=cfg.lr_min_ratio)
     if cfg.lr_decay == "exp":
         return base_lr * cfg.lr_decay_rate**round_
     return base_lr

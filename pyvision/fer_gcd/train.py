@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from kernels import nvtx
-from kernels.runs import RunDir, capture_rng, plot_curves, restore_rng
+from kernels.runs import RunDir, capture_rng, cosine_lr, plot_curves, restore_rng
 from pyvision.cli import add_config_arguments
 from pyvision.cli import config_from_args as _config_from_args
 from pyvision.data.faces import (
@@ -251,8 +250,7 @@ def _param_groups(model: torch.nn.Module) -> list[dict]:
 
 
 def _cosine_lr(cfg: FerGcdConfig, epoch: int) -> float:
-    lo = cfg.lr * cfg.min_lr_ratio
-    return lo + (cfg.lr - lo) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+    return cosine_lr(cfg.lr, epoch, cfg.epochs, floor=cfg.min_lr_ratio)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -306,7 +304,7 @@ def pretrain_backbone(cfg: FerGcdConfig, model: GCDModel, images: torch.Tensor, 
             for it in range(steps):
                 step = epoch * steps + it
                 for group in opt.param_groups:
-                    group["lr"] = cfg.pretrain_lr * (1 + math.cos(math.pi * step / total)) / 2
+                    group["lr"] = cosine_lr(cfg.pretrain_lr, step, total)
                 idx = perm[it * bs:(it + 1) * bs]
                 x = images[idx]
                 views = torch.cat([random_views(x, generator), random_views(x, generator)])

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch
 
 import kernels.nvtx
 from kernels.runs import RunDir, atomic_write, capture_rng, plot_curves, restore_rng
+from kernels.runs import cosine_lr as _cosine_lr
 from pyvision.cli import add_config_arguments, config_from_args
 from pyvision.data.myopia import MyopiaData, load_myopia_csv, make_myopia_data
 from pyvision.metrics import auc, calibration, mae, plot_calibration
@@ -180,8 +180,7 @@ def cosine_lr(cfg: MyopiaConfig, step: int, steps_per_epoch: int) -> float:
     step alone, so ``--resume`` needs no state."""
     if cfg.lr_schedule == "constant":
         return cfg.lr
-    total = cfg.epochs * steps_per_epoch
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    return _cosine_lr(cfg.lr, step, cfg.epochs * steps_per_epoch)
 
 
 def _train_epoch(model, opt, data, train_idx, cfg, gen, epoch: int = 0) -> dict[str, float]:

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import kernels.nvtx
-from kernels.runs import atomic_write
+from kernels.runs import atomic_write, cosine_lr
 from pyvision.data.vqa import distort_frames, load_photo, normalize_frames
 from pyvision.models.clip import CLIP, CLIP_PRESETS
 from pyvision.tokenizer import SimpleTokenizer
@@ -279,14 +279,9 @@ def pretrain_clip(cfg: PretrainConfig, progress: bool = True) -> tuple[CLIP, dic
     model.token_embedding.weight.requires_grad_(False)
     opt = torch.optim.AdamW(_param_groups(model, rows, cfg.weight_decay), lr=cfg.lr)
 
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        return 0.5 * (
-            1 + math.cos(math.pi * (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
-        )
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: cosine_lr(1.0, step, cfg.steps, warmup=cfg.warmup_steps)
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     model.train()
     losses: list[float] = []

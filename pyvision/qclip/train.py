@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 import kernels.nvtx
-from kernels.runs import RunDir, capture_rng, plot_curves, restore_rng
+from kernels.runs import RunDir, capture_rng, cosine_lr, plot_curves, restore_rng
 from pyvision.cli import add_config_arguments, config_from_args
 from pyvision.data.vqa import (
     SyntheticVQAConfig,
@@ -191,12 +191,7 @@ def evaluate(model: QCLIP, clips: Clips, idx: np.ndarray, cfg: TrainConfig, rng:
 def _schedule(cfg: TrainConfig, steps_per_epoch: int):
     warm, total = cfg.warmup_epochs * steps_per_epoch, cfg.epochs * steps_per_epoch
 
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-    return factor
+    return lambda step: cosine_lr(1.0, step, total, warmup=warm)
 
 
 def train(

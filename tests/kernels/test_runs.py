@@ -79,3 +79,14 @@ def test_plot_writes_png(tmp_path):
     p = plot_curves(tmp_path / "acc.png", {"a": [(0, 0.1), (1, 0.5)], "b": [(0, 0.2), (1, 0.3)]},
                     xlabel="round", ylabel="acc")
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cosine_lr_by_hand():
+    from kernels.runs import cosine_lr
+
+    # warm-up 2 of 6 steps: 1/2, 2/2 of base, then ½(1 + cos(π·j/4)) for j = 0..4, held after the end
+    got = [cosine_lr(0.4, t, 6, warmup=2) for t in range(8)]
+    want = [0.2, 0.4, 0.4, 0.2 * (1 + 2**-0.5), 0.2, 0.2 * (1 - 2**-0.5), 0.0, 0.0]
+    assert got == pytest.approx(want, abs=1e-15)
+    # a floor of 10%: from 1 down to 0.1; halfway 0.55
+    assert [cosine_lr(1.0, t, 2, floor=0.1) for t in (0, 1, 2)] == pytest.approx([1.0, 0.55, 0.1])
