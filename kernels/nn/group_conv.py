@@ -104,6 +104,20 @@ def _check_common(in_channels, out_channels, kernel_size, group, basis) -> None:
         raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
 
 
+def _spatial_bank(out_fields, in_fields, kernel_size, group, lifting, basis, dtype, device) -> _FilterBank:
+    """The k×k bank of a lifting (one input orientation) or group→group spatial layer, He-initialized
+    for fan-in in_fields·N_in·k²."""
+    n_in = 1 if lifting else group
+    return _FilterBank(
+        (out_fields, in_fields, n_in, basis_size(basis, kernel_size)),
+        make_basis(basis, kernel_size, group),
+        group,
+        in_fields * n_in * kernel_size**2,
+        dtype,
+        device,
+    )
+
+
 class GroupConv2d(nn.Module):
     """C_N-equivariant 2D convolution: lifting (image → regular fields) or group (fields → fields).
 
@@ -134,14 +148,8 @@ class GroupConv2d(nn.Module):
         _check_common(in_channels, out_channels, kernel_size, group, basis)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.group, self.lifting, self.basis_kind = group, bool(lifting), basis
-        n_in = 1 if lifting else group
-        self.bank = _FilterBank(
-            (out_channels, in_channels, n_in, basis_size(basis, kernel_size)),
-            make_basis(basis, kernel_size, group),
-            group,
-            in_channels * n_in * kernel_size**2,
-            dtype,
-            device,
+        self.bank = _spatial_bank(
+            out_channels, in_channels, kernel_size, group, lifting, basis, dtype, device
         )
         self.bias = nn.Parameter(torch.zeros(out_channels, dtype=dtype, device=device)) if bias else None
 
@@ -226,15 +234,7 @@ class GroupConv2p1d(nn.Module):
         self.in_channels, self.out_channels, self.mid_channels = in_channels, out_channels, mid
         self.kernel_size, self.temporal_kernel_size, self.group = kernel_size, k_t, group
         self.lifting, self.basis_kind, self.time_symmetric = bool(lifting), basis, bool(time_symmetric)
-        n_in = 1 if lifting else group
-        self.spatial = _FilterBank(
-            (mid, in_channels, n_in, basis_size(basis, kernel_size)),
-            make_basis(basis, kernel_size, group),
-            group,
-            in_channels * n_in * kernel_size**2,
-            dtype,
-            device,
-        )
+        self.spatial = _spatial_bank(mid, in_channels, kernel_size, group, lifting, basis, dtype, device)
         t_basis = temporal_basis(k_t, group, self.time_symmetric)
         self.temporal = _FilterBank(
             (out_channels, mid, group, t_basis.shape[1]), t_basis, group, mid * group * k_t, dtype, device
