@@ -43,6 +43,7 @@ __all__ = [
     "epsilon",
     "gaussian_rdp_orders",
     "noise_multiplier_for",
+    "privacy_args",
 ]
 
 # dp-accounting's default grid (dp_accounting.rdp.DEFAULT_RDP_ORDERS), written out so the accountant's
@@ -224,3 +225,30 @@ class RoundAccountant:
             sample_size=self.sample_size,
             num_clients=self.num_clients,
         )
+
+
+def privacy_args(
+    algo_args: dict,
+    *,
+    target_epsilon: float | None,
+    delta: float | None,
+    rounds: int,
+    num_clients: int,
+    sample_size: int,
+) -> dict:
+    """A DP algorithm's hyperparameters for a run of ``rounds`` rounds, S = ``sample_size`` of
+    N = ``num_clients`` per round: ``delta`` and, with a ``target_epsilon``, the stopping budget and —
+    unless ``algo_args`` already fixes ``noise_multiplier`` — the σ that spends it in exactly ``rounds``
+    rounds. Also fixes num_clients/sample_size so the accountant knows q before the first round."""
+    out = dict(algo_args)
+    if delta is not None:
+        out["delta"] = delta
+    out.setdefault("delta", 1e-3)
+    out["num_clients"], out["sample_size"] = num_clients, sample_size
+    if target_epsilon is not None:
+        out["target_epsilon"] = target_epsilon
+        if "noise_multiplier" not in out:
+            out["noise_multiplier"] = noise_multiplier_for(
+                target_epsilon, rounds, out["delta"], sample_size=sample_size, num_clients=num_clients
+            )
+    return out
