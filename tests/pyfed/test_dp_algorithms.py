@@ -378,3 +378,22 @@ def test_errors_name_the_argument():
         algo.server_aggregate(
             state, msgs, ServerConfig(lr=0.1, local_steps=1, round=0, num_clients=10, weighting="examples")
         )
+
+
+def test_privacy_report_prints_epsilon_per_round(tmp_path, capsys):
+    from pyfed.dp.__main__ import main as report
+
+    cfg = FedConfig(
+        algo="dp_fedavg",
+        algo_args={"noise_multiplier": 3.0},
+        rounds=2,
+        runs_dir=str(tmp_path),
+        name="r",
+        **SMALL,
+    )
+    ms = sim.simulate(cfg, progress=False)
+    assert report([str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and f"ε = {ms[1]['epsilon']:.4f}" in out[1]
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        report([str(tmp_path / "nowhere")])
