@@ -26,6 +26,9 @@ import numpy as np
 
 ALGOS = ["dp_fedavg", "dp_fedsam", "dp_fedpgn"]
 CLIP_ONLY = 1e-6  # σ for the no-privacy reference row
+# Ablations by name: DP-FedPGN with β = 0 keeps the mixing and the drift-corrected residual but drops the
+# penalty, which separates what the penalty does from what γ does.
+VARIANTS = {"dp_fedpgn_b0": ("dp_fedpgn", {"beta": 0.0})}
 
 
 def _run(job: tuple) -> tuple:
@@ -33,6 +36,7 @@ def _run(job: tuple) -> tuple:
     from pyfed.config import FedConfig
     from pyfed.simulator import simulate
 
+    real, extra = VARIANTS.get(algo, (algo, {}))
     cfg = FedConfig(
         dataset="digits",
         model="cnn",
@@ -48,8 +52,9 @@ def _run(job: tuple) -> tuple:
         checkpoint_every=a.rounds,
         seed=seed,
         threads=1,
-        algo=algo,
+        algo=real,
         algo_args={
+            **extra,
             "clip_norm": a.clip,
             "noise_multiplier": sigma,
             "delta": a.delta,
