@@ -13,8 +13,9 @@ Server, S = number of messages, z from (noise_seed, round) — a hyperparameter,
     Δ̄ ← post-processing (Laplacian smoothing for -LS, DP-FedPGN's public drift term);   x ← x − η_g·Δ̄
 
 Local training: DP-FedAvg and DP-FedSMP plain SGD; DP-FedSAM SAM with radius ρ (gradient at
-x + ρ·g/‖g‖). The whole message (every parameter and float buffer) is one vector clipped to ONE global
-bound C fixed before training, so one client's contribution to the sum has ℓ2 norm <= C.
+x + ρ·g/‖g‖). The whole message (every trainable parameter) is one vector clipped to ONE global
+bound C fixed before training, so one client's contribution to the sum has ℓ2 norm <= C. Models with
+running statistics (BatchNorm buffers) are refused: they are client data that would need noise too.
 
 Privacy (pyfed.dp.accounting): the simulator samples S of N clients without replacement, so the
 accountant is RDP of sampling without replacement under replace-one (sensitivity 2C, z = σ/2),
@@ -124,6 +125,12 @@ class DPFedAvg(SGDClient):
 
     def server_init(self, model):
         state = super().server_init(model)
+        buffers = [k for k in state["weights"] if k not in set(param_names(state["weights"]))]
+        if buffers:  # running statistics are client data too, and noised variances can go negative
+            raise ValueError(
+                f"{self.name} needs a model without running statistics (use a -gn model or 'cnn'); "
+                f"{type(model).__name__} has buffers {buffers[:3]}"
+            )
         state["dp"] = {
             "rounds": 0,
             "num_clients": self.num_clients or 0,
@@ -286,7 +293,7 @@ class DPFedSMP(DPFedAvg):
 
 class LaplacianSmoothing:
     """Mixin: the server smooths the noised mean update, per parameter tensor (flattened), by
-    (I + σ_ls·L)⁻¹ (pyfed.dp.mechanism.laplacian_smooth); buffers are left alone."""
+    (I + σ_ls·L)⁻¹ (pyfed.dp.mechanism.laplacian_smooth)."""
 
     ls_sigma: float
 

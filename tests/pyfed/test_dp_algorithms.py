@@ -368,6 +368,8 @@ def test_errors_name_the_argument():
         make_algorithm("dp_fedpgn", gamma=1.5)
     with pytest.raises(TypeError, match="dp_fedsam"):
         make_algorithm("dp_fedsam", keep=0.5)
+    with pytest.raises(ValueError, match="running statistics"):
+        make_algorithm("dp_fedpgn").server_init(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)))
     model = _model()
     algo = make_algorithm("dp_fedavg", num_clients=10, sample_size=4)
     state = algo.server_init(model)
