@@ -64,6 +64,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="an algorithm hyperparameter, e.g. --algo-arg alpha=0.5 (repeatable)",
     )
+    p.add_argument(
+        "--target-epsilon",
+        type=float,
+        help="dp_* algorithms: the privacy budget ε; σ is calibrated to spend it in --rounds rounds "
+        "(unless --algo-arg noise_multiplier=... is given) and training stops before it is exceeded",
+    )
+    p.add_argument("--delta", type=float, help="dp_* algorithms: the δ of (ε, δ)-DP (default 1e-3)")
     p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start over in an existing run directory")
     p.add_argument("--no-progress", action="store_true")
@@ -79,7 +86,23 @@ def config_from_args(args: argparse.Namespace, algo: str) -> FedConfig:
         values["grad_clip"] = None
     values["algo"] = algo
     values["algo_args"] = dict(args.algo_arg)
-    return FedConfig(**values).validate()
+    cfg = FedConfig(**values).validate()
+    from pyfed.algorithms import ALGORITHMS
+
+    if getattr(ALGORITHMS[cfg.algo.lower().replace("-", "_")], "is_dp", False):
+        from pyfed.dp.accounting import privacy_args
+
+        cfg.algo_args = privacy_args(
+            cfg.algo_args,
+            target_epsilon=args.target_epsilon,
+            delta=args.delta,
+            rounds=cfg.rounds,
+            num_clients=cfg.clients,
+            sample_size=cfg.clients_per_round,
+        )
+    elif args.target_epsilon is not None or args.delta is not None:
+        raise ValueError(f"--target-epsilon/--delta need a dp_* algorithm, got {cfg.algo!r}")
+    return cfg
 
 
 def compare(

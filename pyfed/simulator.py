@@ -182,6 +182,11 @@ def simulate(
     round_ = start
     try:
         for round_ in bar:
+            if algo.should_stop(state, round_):  # e.g. the privacy budget: stop before it is exceeded
+                bar.write(f"{cfg.algo}: stopping before round {round_ + 1} ({algo.round_metrics(state)})")
+                checkpoint(round_, rng_at_round_end)
+                _plot(run)
+                break
             with kernels.nvtx.range(f"round {round_}"):
                 record = _one_round(fed, state, client_states, sampler, round_)
             state = record.pop("_state")
@@ -232,6 +237,7 @@ def _one_round(fed: Federation, state, client_states, sampler, round_: int) -> d
         "bytes_up": sum(nbytes(m) for m in messages),
         "_state": state,
     }
+    record.update(algo.round_metrics(state))
     if (round_ + 1) % cfg.eval_every == 0 or round_ + 1 == cfg.rounds:
         with kernels.nvtx.range("evaluate"):
             load_weights(fed.eval_model, state["weights"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from pyfed.algorithms.base import Algorithm, Client, LocalConfig, ServerConfig, model_weights, nbytes
+from pyfed.algorithms.dp_fedavg import DPFedAvg, DPFedAvgLS, DPFedSAM, DPFedSMP
+from pyfed.algorithms.dp_fedpgn import DPFedPGN, DPFedPGNLS
 from pyfed.algorithms.fedadam import FedAdam
 from pyfed.algorithms.fedadamw import FedAdamW
 from pyfed.algorithms.fedavg import FedAvg, FedAvgM
@@ -30,6 +32,12 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
         FedAdamW,
         FedMuon,
         FedLADA,
+        DPFedAvg,
+        DPFedSAM,
+        DPFedSMP,
+        DPFedAvgLS,
+        DPFedPGN,
+        DPFedPGNLS,
     )
 }
 

@@ -130,6 +130,16 @@ class Algorithm:
             state["direction"] = {k: delta[k] * scale for k in state["direction"]}
         return state
 
+    # ---- optional runtime hooks (the simulator and the Flower app call them; defaults do nothing) ----
+
+    def round_metrics(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """Numbers to log after a round (e.g. the DP algorithms' ε and δ); JSON-serializable."""
+        return {}
+
+    def should_stop(self, state: Mapping[str, Any], next_round: int) -> bool:
+        """True to end training before round ``next_round`` (0-based) starts (e.g. a privacy budget)."""
+        return False
+
     # ---- helpers for subclasses -------------------------------------------------------------------
 
     @staticmethod
