@@ -27,6 +27,9 @@ demo: setup
 	$(PY) -m kernels demo
 	$(PY) -m pyfed compare --algos fedavg,fedmuon --dataset digits --clients 20 --alpha 0.1 --rounds 30 \
 		--threads 1 --target 0.85 --name demo-fedmuon-vs-fedavg --overwrite
+	$(PY) -m pyfed train --algo dp-fedpgn --dataset digits --clients 50 -S 10 --alpha 0.6 --rounds 10 \
+		--target-epsilon 8 --threads 1 --name demo-dp-fedpgn --overwrite --no-progress
+	$(PY) -m pyfed.dp runs/demo-dp-fedpgn
 
 test: setup
 	$(PY) -m pytest tests
