@@ -119,3 +119,26 @@ def default_backend_config(num_cpus: int | None = None) -> dict[str, Any]:
     """Ray: ``num_cpus`` workers (default: this machine's cores), one CPU per ClientApp, quiet logs."""
     n = num_cpus or os.cpu_count() or 1
     return {"init_args": {"num_cpus": n}, "client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
+
+
+def run_cli(args: Any, cfg: FedConfig) -> int:
+    """``python -m pyfed flower-sim``: ``flower_simulate`` with the parsed options; prints the last round."""
+    from kernels.profiling import capture
+
+    if cfg.name is None:  # keep Flower runs apart from the simulator's runs of the same settings
+        cfg = cfg.replace(name=f"flower-{cfg.run_name()}")
+    with capture("pyfed.flower_sim", enabled=args.profile):
+        metrics = flower_simulate(
+            cfg,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            num_supernodes=args.supernodes,
+            backend_config=default_backend_config(args.ray_cpus),
+            round_timeout=args.round_timeout,
+        )
+    last = metrics[-1]
+    keys = ("round", "test_acc", "train_loss", "bytes_up", "wire_bytes_up", "wall_time")
+    print(json.dumps({k: last[k] for k in keys if k in last}))
+    print(f"run directory: {Path(cfg.runs_dir) / cfg.run_name()}")
+    return 0

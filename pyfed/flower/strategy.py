@@ -245,9 +245,11 @@ class AlgorithmStrategy(Strategy):
             pid = int(reply.content["hello"][PARTITION_KEY])
             if pid >= 0:
                 declared[pid] = reply.metadata.src_node_id
-        bad = sorted(p for p in declared if p >= self.cfg.clients)
-        if bad:
-            raise ValueError(f"nodes declare partition-id {bad}, but the run has clients={self.cfg.clients}")
+        surplus = sorted(p for p in declared if p >= self.cfg.clients)
+        if surplus:  # e.g. a simulation federation with more SuperNodes than this run has clients
+            log(WARNING, "nodes declare partition-id %s beyond clients=%d: they stay idle", surplus,
+                self.cfg.clients)
+            declared = {p: n for p, n in declared.items() if p < self.cfg.clients}
         if declared:  # partitions nobody declares are nobody's (a node's data is its own)
             self.node_of = declared
         else:

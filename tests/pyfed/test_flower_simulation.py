@@ -5,7 +5,9 @@ AlgorithmStrategy and run directory; the ClientApp takes its config from the mes
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ import torch
 pytest.importorskip("flwr")
 pytest.importorskip("ray")
 
+from flwr.clientapp import ClientApp  # noqa: E402
 from flwr.serverapp import ServerApp  # noqa: E402
 from flwr.simulation import run_simulation  # noqa: E402
 
@@ -20,7 +23,8 @@ import pyfed.simulator as sim  # noqa: E402
 from kernels.runs import load_state  # noqa: E402
 from pyfed.algorithms import make_algorithm  # noqa: E402
 from pyfed.config import FedConfig  # noqa: E402
-from pyfed.flower import AlgorithmStrategy, client_app, default_backend_config  # noqa: E402
+from pyfed.flower import AlgorithmStrategy, default_backend_config  # noqa: E402
+from pyfed.flower.client import handle_hello, handle_train  # noqa: E402
 
 SMALL = dict(dataset="digits", model="cnn", clients=4, clients_per_round=2, local_steps=2, batch_size=16,
              rounds=3, threads=1)
@@ -56,6 +60,30 @@ class KilledAtRound(AlgorithmStrategy):
             super()._checkpoint(*args)
 
 
+def _faulty_train(message, context):
+    """pyfed's train handler, except: in run "lost-node" client 1 is gone from round 2 on; in run
+    "retried" every client fails its first attempt at round 2 (a marker file remembers the attempt); in
+    run "given-up" every client fails round 2."""
+    conf = message.content["config"]
+    cfg = json.loads(str(conf["fed-config"]))
+    cid, round_ = int(conf["partition-id"]), int(conf["round"])
+    if cfg["name"] == "lost-node" and cid == 1 and round_ >= 1:
+        raise RuntimeError("node of client 1 is gone")
+    if cfg["name"] == "given-up" and round_ == 1:
+        raise RuntimeError(f"client {cid}: down for good")
+    if cfg["name"] == "retried" and round_ == 1:
+        marker = Path(cfg["runs_dir"]) / f"retried-{cid}.failed"
+        if not marker.exists():
+            marker.touch()
+            raise RuntimeError(f"client {cid}: transient failure")
+    return handle_train(message, context)
+
+
+faulty_client_app = ClientApp()
+faulty_client_app.train()(_faulty_train)
+faulty_client_app.query("pyfed_hello")(handle_hello)
+
+
 @pytest.fixture(scope="module")
 def flower_runs(tmp_path_factory):
     """{case: (cfg, metrics, final server state)} from one Flower simulation."""
@@ -81,9 +109,22 @@ def flower_runs(tmp_path_factory):
         resumed = AlgorithmStrategy(resume_cfg, resume=True, round_timeout=120)
         resumed.start(grid)
         out["resume"] = (full.run.metrics(), resumed.run.metrics(), full.state, resumed.state)
+        # faults: 2 of the 4 nodes hold this run's clients (the others declare partitions 2, 3: idle)
+        lost = AlgorithmStrategy(FedConfig(algo="fedavg", name="lost-node", runs_dir=str(root),
+                                           **{**SMALL, "clients": 2}), round_timeout=120)
+        lost.start(grid)
+        out["lost-node"] = lost.run.metrics()
+        retried_cfg = cases["fedavg"].replace(name="retried")
+        retried = AlgorithmStrategy(retried_cfg, round_timeout=120, retries=1)
+        retried.start(grid)
+        out["retried"] = (retried_cfg, retried.run.metrics(), retried.state)
+        with pytest.raises(RuntimeError, match="fewer than min_replies"):
+            AlgorithmStrategy(retried_cfg.replace(name="given-up"), round_timeout=120, retries=0).start(grid)
+        out["given-up"] = load_state(root / "given-up" / "checkpoint.safetensors")["round"]
 
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
-    run_simulation(app, client_app, num_supernodes=SMALL["clients"], backend_config=default_backend_config(1))
+    run_simulation(app, faulty_client_app, num_supernodes=SMALL["clients"],
+                   backend_config=default_backend_config(1))
     return out
 
 
@@ -136,3 +177,21 @@ def test_flower_resume_after_a_kill_gives_the_identical_curve(flower_runs):
 
     assert curve(resumed) == curve(full)
     _assert_states_close(full_state, resumed_state, atol=0, rtol=0)
+
+
+def test_flower_round_completes_without_a_lost_client(flower_runs):
+    ms = flower_runs["lost-node"]
+    assert [m["round"] for m in ms] == [1, 2, 3]
+    assert sorted(ms[0]["clients"]) == [0, 1] and ms[0]["failed"] == []
+    assert [(m["clients"], m["failed"]) for m in ms[1:]] == [([0], [1]), ([0], [1])]
+    assert ms[1]["bytes_up"] == ms[0]["bytes_up"] // 2  # one message aggregated instead of two
+
+
+def test_flower_round_with_no_replies_is_retried(flower_runs, tmp_path):
+    cfg, ms, state = flower_runs["retried"]
+    assert [m["attempts"] for m in ms] == [1, 2, 1]
+    # the retry resends the same sample and payload: the model is the simulator's
+    sim.simulate(cfg.replace(runs_dir=str(tmp_path)), progress=False)
+    _assert_states_close(load_state(tmp_path / cfg.run_name() / "checkpoint.safetensors")["state"], state)
+    # retries=0 and a failing round 2: the run stops with an error after checkpointing round 1
+    assert flower_runs["given-up"] == 1
