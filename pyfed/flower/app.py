@@ -105,6 +105,7 @@ def flower_simulate(
     from flwr.simulation import run_simulation
 
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # CPU clients: leave the GPU env alone
     results: dict[str, Any] = {}
     server = make_server_app(cfg, results, run_dir=run_dir, resume=resume, overwrite=overwrite,
                              progress=progress, **options)

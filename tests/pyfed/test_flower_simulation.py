@@ -90,7 +90,7 @@ def flower_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("flower")
     cases = {a: FedConfig(algo=a, name=a, runs_dir=str(root), **SMALL) for a in ALGOS if _known(a)}
     resume_cfg = FedConfig(algo="fedadamw", name="resume", runs_dir=str(root),
-                           **{**SMALL, "rounds": 5}, checkpoint_every=2)
+                           **{**SMALL, "rounds": 4}, checkpoint_every=2)
     out: dict = {}
     app = ServerApp()
 
@@ -123,6 +123,7 @@ def flower_runs(tmp_path_factory):
         out["given-up"] = load_state(root / "given-up" / "checkpoint.safetensors")["round"]
 
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     run_simulation(app, faulty_client_app, num_supernodes=SMALL["clients"],
                    backend_config=default_backend_config(1))
     return out
@@ -170,7 +171,7 @@ def test_flower_resume_after_a_kill_gives_the_identical_curve(flower_runs):
     # rounds 1-3 were logged before the kill, the last checkpoint is of round 2: round 3 is redone and
     # the metrics file holds each round once
     assert (flower_runs["cut-metrics"], flower_runs["cut-checkpoint"]) == (3, 2)
-    assert [m["round"] for m in resumed] == [1, 2, 3, 4, 5]
+    assert [m["round"] for m in resumed] == [1, 2, 3, 4]
 
     def curve(ms):
         return [(m["round"], m["clients"], m["train_loss"], m["test_acc"], m["bytes_up"]) for m in ms]
