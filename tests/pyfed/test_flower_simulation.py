@@ -89,6 +89,7 @@ def flower_runs(tmp_path_factory):
     """{case: (cfg, metrics, final server state)} from one Flower simulation."""
     root = tmp_path_factory.mktemp("flower")
     cases = {a: FedConfig(algo=a, name=a, runs_dir=str(root), **SMALL) for a in ALGOS if _known(a)}
+    cases["fedavg-examples"] = cases["fedavg"].replace(name="fedavg-examples", weighting="examples")
     resume_cfg = FedConfig(algo="fedadamw", name="resume", runs_dir=str(root),
                            **{**SMALL, "rounds": 4}, checkpoint_every=2)
     out: dict = {}
@@ -121,6 +122,13 @@ def flower_runs(tmp_path_factory):
         with pytest.raises(RuntimeError, match="fewer than min_replies"):
             AlgorithmStrategy(retried_cfg.replace(name="given-up"), round_timeout=120, retries=0).start(grid)
         out["given-up"] = load_state(root / "given-up" / "checkpoint.safetensors")["round"]
+        # the DP algorithms' optional hooks (an accountant's ε per round, stop when the budget is spent)
+        hooks = AlgorithmStrategy(cases["fedavg"].replace(name="hooks", checkpoint_every=5))
+        hooks.algo.round_metrics = lambda st: {"norm0": float(st["weights"]["features.0.weight"].norm())}
+        hooks.algo.should_stop = lambda state, next_round: next_round >= 2
+        hooks.start(grid)
+        ckpt = load_state(root / "hooks" / "checkpoint.safetensors")
+        out["hooks"] = (hooks.run.metrics(), hooks.state, ckpt)
 
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
@@ -196,3 +204,20 @@ def test_flower_round_with_no_replies_is_retried(flower_runs, tmp_path):
     _assert_states_close(load_state(tmp_path / cfg.run_name() / "checkpoint.safetensors")["state"], state)
     # retries=0 and a failing round 2: the run stops with an error after checkpointing round 1
     assert flower_runs["given-up"] == 1
+
+
+def test_flower_weighting_by_examples_when_configured(flower_runs, tmp_path):
+    cfg, _, state = flower_runs["fedavg-examples"]
+    sim.simulate(cfg.replace(runs_dir=str(tmp_path)), progress=False)
+    _assert_states_close(load_state(tmp_path / cfg.run_name() / "checkpoint.safetensors")["state"], state)
+    # and it differs from the uniform mean: the weighting reached the server
+    uniform = flower_runs["fedavg"][2]["weights"]
+    assert max(float((uniform[k] - v).abs().max()) for k, v in state["weights"].items()) > 1e-4
+
+
+def test_flower_calls_the_algorithms_optional_hooks(flower_runs):
+    ms, state, ckpt = flower_runs["hooks"]
+    assert [m["round"] for m in ms] == [1, 2]  # should_stop(state, 2) ended the 3-round run
+    assert ms[-1]["norm0"] == pytest.approx(float(state["weights"]["features.0.weight"].norm()))
+    assert ms[0]["norm0"] != ms[1]["norm0"]
+    assert ckpt["round"] == 2  # stopping early still checkpoints (checkpoint_every=5 would not have)
