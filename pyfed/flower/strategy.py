@@ -61,7 +61,8 @@ class AlgorithmStrategy(Strategy):
         run_dir: where the run writes (default ``cfg.runs_dir/cfg.run_name()``).
         resume / overwrite: as ``RunDir``.
         round_timeout: seconds to wait for a round's replies.
-        node_timeout: seconds to wait for the first nodes to connect.
+        node_timeout: seconds to wait for ``min_nodes`` nodes to connect.
+        min_nodes: nodes to wait for before the first round (default: clients_per_round).
         min_replies: fewest replies a round may be aggregated over.
         retries: how many times a round with too few replies is sent again.
         progress: a tqdm bar over rounds.
@@ -76,6 +77,7 @@ class AlgorithmStrategy(Strategy):
         overwrite: bool = False,
         round_timeout: float = 600.0,
         node_timeout: float = 120.0,
+        min_nodes: int | None = None,
         min_replies: int = 1,
         retries: int = 2,
         progress: bool = False,
@@ -88,6 +90,8 @@ class AlgorithmStrategy(Strategy):
                 raise ValueError(f"{name} must be positive seconds, got {v!r}")
         if not 1 <= min_replies <= cfg.clients_per_round:
             raise ValueError(f"min_replies must be in [1, clients_per_round], got {min_replies!r}")
+        if min_nodes is not None and not (isinstance(min_nodes, int) and min_nodes >= 1):
+            raise ValueError(f"min_nodes must be a positive int, got {min_nodes!r}")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries!r}")
         self.cfg = cfg
@@ -99,6 +103,7 @@ class AlgorithmStrategy(Strategy):
         self.resume = resume
         self.round_timeout, self.node_timeout = float(round_timeout), float(node_timeout)
         self.min_replies, self.retries, self.progress = min_replies, retries, progress
+        self.min_nodes = cfg.clients_per_round if min_nodes is None else min_nodes
         self.tag = cfg.run_name()  # names the clients' state in context.state
         self.cfg_json = json.dumps({k: v for k, v in vars(cfg).items()}, sort_keys=True)
         self.node_of: dict[int, int] = {}  # partition (client id) → Flower node id
@@ -231,7 +236,7 @@ class AlgorithmStrategy(Strategy):
         go round-robin over the nodes in node-id order (one node then trains several partitions, each
         with its own state)."""
         deadline = time.monotonic() + self.node_timeout
-        want = min(self.cfg.clients, self.cfg.clients_per_round)
+        want = self.min_nodes
         while len(nodes := sorted(grid.get_node_ids())) < want:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(nodes)} Flower nodes connected after {self.node_timeout:.0f} s; "
