@@ -5,8 +5,10 @@
 ``[tool.flwr.app.components]`` in pyproject.toml); the run config (``[tool.flwr.app.config]``,
 ``--run-config``) holds the ``FedConfig`` fields with "-" for "_" (``clients-per-round = 5``),
 ``algo-args`` as a JSON object, and the runtime options ``run-dir``, ``resume``, ``overwrite``,
-``round-timeout``, ``min-replies``, ``retries``. TOML has no null: ``lr = 0``, ``grad-clip = 0``,
-``name = ""``, ``data-dir = ""`` mean None.
+``round-timeout``, ``min-nodes``, ``partitions``, ``min-replies``, ``retries`` (``AlgorithmStrategy``'s
+arguments).
+TOML has no null: ``lr = 0``, ``grad-clip = 0``, ``name = ""``, ``data-dir = ""``, ``run-dir = ""``,
+``min-nodes = 0`` mean None / the default.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 _RUNTIME = {"run-dir": str, "resume": bool, "overwrite": bool, "round-timeout": float, "min-replies": int,
-            "retries": int}
+            "retries": int, "min-nodes": int, "partitions": str}
 _NONE_WHEN_FALSY = ("lr", "grad_clip", "name", "data_dir", "threads")
 
 
@@ -60,8 +62,9 @@ def config_from_run_config(run_config: Mapping[str, Any]) -> tuple[FedConfig, di
         elif (name in _NONE_WHEN_FALSY and not value) or (name == "grad_clip" and value < 0):
             value = None
         values[name] = value
-    if "run_dir" in options and not options["run_dir"]:
-        del options["run_dir"]
+    for key in ("run_dir", "min_nodes"):  # "" / 0: the default
+        if key in options and not options[key]:
+            del options[key]
     return FedConfig(**values).validate(), options
 
 
@@ -101,15 +104,19 @@ def flower_simulate(
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Run ``cfg`` on Flower's simulation engine (Ray) with one virtual SuperNode per client (or
-    ``num_supernodes``); returns the metric records, as ``pyfed.simulator.simulate`` does."""
+    ``num_supernodes``, then the clients go round-robin over them); returns the metric records, as
+    ``pyfed.simulator.simulate`` does."""
     from flwr.simulation import run_simulation
 
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # CPU clients: leave the GPU env alone
     results: dict[str, Any] = {}
+    num_supernodes = num_supernodes or cfg.clients
+    if num_supernodes != cfg.clients:  # the engine numbers its nodes' partitions 0..num_supernodes-1
+        options.setdefault("partitions", "round-robin")
     server = make_server_app(cfg, results, run_dir=run_dir, resume=resume, overwrite=overwrite,
                              progress=progress, **options)
-    run_simulation(server, client_app, num_supernodes=num_supernodes or cfg.clients,
+    run_simulation(server, client_app, num_supernodes=num_supernodes,
                    backend_config=backend_config or default_backend_config())
     if "metrics" not in results:
         raise RuntimeError("the Flower simulation ended without running the server app to completion")

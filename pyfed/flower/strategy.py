@@ -63,6 +63,9 @@ class AlgorithmStrategy(Strategy):
         round_timeout: seconds to wait for a round's replies.
         node_timeout: seconds to wait for ``min_nodes`` nodes to connect.
         min_nodes: nodes to wait for before the first round (default: clients_per_round).
+        partitions: "declared" (each node trains the partition its node config declares; see
+            ``connect``) or "round-robin" (ignore declarations: partition p goes to the p-th node mod the
+            number of nodes — for simulations with fewer SuperNodes than clients).
         min_replies: fewest replies a round may be aggregated over.
         retries: how many times a round with too few replies is sent again.
         progress: a tqdm bar over rounds.
@@ -78,6 +81,7 @@ class AlgorithmStrategy(Strategy):
         round_timeout: float = 600.0,
         node_timeout: float = 120.0,
         min_nodes: int | None = None,
+        partitions: str = "declared",
         min_replies: int = 1,
         retries: int = 2,
         progress: bool = False,
@@ -92,6 +96,8 @@ class AlgorithmStrategy(Strategy):
             raise ValueError(f"min_replies must be in [1, clients_per_round], got {min_replies!r}")
         if min_nodes is not None and not (isinstance(min_nodes, int) and min_nodes >= 1):
             raise ValueError(f"min_nodes must be a positive int, got {min_nodes!r}")
+        if partitions not in ("declared", "round-robin"):
+            raise ValueError(f"partitions must be 'declared' or 'round-robin', got {partitions!r}")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries!r}")
         self.cfg = cfg
@@ -104,6 +110,7 @@ class AlgorithmStrategy(Strategy):
         self.round_timeout, self.node_timeout = float(round_timeout), float(node_timeout)
         self.min_replies, self.retries, self.progress = min_replies, retries, progress
         self.min_nodes = cfg.clients_per_round if min_nodes is None else min_nodes
+        self.partitions = partitions
         self.tag = cfg.run_name()  # names the clients' state in context.state
         self.cfg_json = json.dumps({k: v for k, v in vars(cfg).items()}, sort_keys=True)
         self.node_of: dict[int, int] = {}  # partition (client id) → Flower node id
@@ -248,7 +255,7 @@ class AlgorithmStrategy(Strategy):
             if reply.has_error():
                 continue
             pid = int(reply.content["hello"][PARTITION_KEY])
-            if pid >= 0:
+            if pid >= 0 and self.partitions == "declared":
                 declared[pid] = reply.metadata.src_node_id
         surplus = sorted(p for p in declared if p >= self.cfg.clients)
         if surplus:  # e.g. a simulation federation with more SuperNodes than this run has clients

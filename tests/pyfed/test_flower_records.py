@@ -86,15 +86,15 @@ def test_pyproject_flower_app_is_valid_and_its_config_is_a_fed_config():
     assert cfg.algo == "fedmuon" and cfg.lr is None and cfg.name is None and cfg.data_dir is None
     assert cfg.grad_clip == 10.0 and cfg.weighting == "uniform"
     assert options == {"resume": False, "overwrite": False, "round_timeout": 600.0, "min_replies": 1,
-                       "retries": 2}
+                       "retries": 2, "partitions": "declared"}
 
 
 def test_run_config_conversions_and_errors():
     cfg, options = config_from_run_config({"algo": "scaffold", "algo-args": '{"server_lr": 0.5}', "lr": 0,
                                            "grad-clip": 0.0, "clients": 4, "clients-per-round": 2,
-                                           "run-dir": "/tmp/x"})
+                                           "run-dir": "/tmp/x", "min-nodes": 2})
     assert (cfg.algo, cfg.algo_args, cfg.lr, cfg.grad_clip) == ("scaffold", {"server_lr": 0.5}, None, None)
-    assert options == {"run_dir": "/tmp/x"}
+    assert options == {"run_dir": "/tmp/x", "min_nodes": 2}
     with pytest.raises(ValueError, match="'colour'"):
         config_from_run_config({"colour": "red"})
     with pytest.raises(ValueError, match="algo-args must be a JSON object"):
@@ -113,3 +113,7 @@ def test_strategy_argument_errors(tmp_path):
         AlgorithmStrategy(cfg, min_replies=3)
     with pytest.raises(ValueError, match="retries"):
         AlgorithmStrategy(cfg, retries=-1)
+    with pytest.raises(ValueError, match="partitions must be"):
+        AlgorithmStrategy(cfg, partitions="random")
+    with pytest.raises(ValueError, match="min_nodes"):
+        AlgorithmStrategy(cfg, min_nodes=0)

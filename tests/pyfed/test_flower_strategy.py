@@ -115,3 +115,12 @@ def test_too_few_nodes_is_a_timeout_naming_the_counts(tmp_path):
     with pytest.raises(TimeoutError, match="1 Flower nodes connected .* need at least 3"):
         strategy.start(InProcessGrid([0]))
     assert load_state(tmp_path / "few" / "checkpoint.safetensors")["round"] == 0  # nothing run, nothing lost
+
+
+def test_round_robin_ignores_declared_partitions(tmp_path):
+    cfg = FedConfig(algo="fedavg", name="forced", runs_dir=str(tmp_path), **{**SMALL, "rounds": 1})
+    grid = InProcessGrid([0, 1])  # as Flower's simulation engine with 2 SuperNodes for 4 clients
+    strategy = AlgorithmStrategy(cfg, min_nodes=2, partitions="round-robin")
+    strategy.start(grid)
+    assert strategy.node_of == {0: 101, 1: 102, 2: 101, 3: 102}
+    assert strategy.run.metrics()[0]["failed"] == []
