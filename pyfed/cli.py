@@ -173,7 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     cmp_.add_argument("--algos", required=True, help="comma-separated, e.g. fedavg,fedadamw,fedmuon")
     cmp_.add_argument("--target", type=float, default=None, help="accuracy for the rounds-to-target column")
     _add_run_options(cmp_)
+    fsim = sub.add_parser("flower-sim", help="one algorithm on Flower's simulation engine")
+    fsim.add_argument("--algo", required=True)
+    fsim.add_argument("--supernodes", type=int, help="virtual SuperNodes (default: one per client)")
+    fsim.add_argument("--ray-cpus", type=int, help="CPUs Ray may use (default: all)")
+    fsim.add_argument("--round-timeout", type=float, default=600.0, help="seconds to wait for a round")
+    _add_run_options(fsim)
     args = parser.parse_args(argv)
+    if args.command == "flower-sim":  # imported here: flwr and Ray load only for this command
+        from pyfed.flower.app import run_cli
+
+        return run_cli(args, config_from_args(args, args.algo))
 
     from kernels.profiling import capture
     from pyfed.simulator import simulate
