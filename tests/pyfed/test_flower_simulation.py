@@ -166,7 +166,7 @@ def test_flower_simulation_matches_the_simulator(algo, flower_runs, tmp_path):
         # what Flower serialized: the same tensors plus a .npy header (128-256 bytes) per array
         assert 128 * arrays <= f["wire_bytes_down"] - f["bytes_down"] <= 256 * arrays
         assert 0 < f["wire_bytes_up"] - f["bytes_up"] <= 256 * arrays
-        assert f["train_loss"] == pytest.approx(s["train_loss"], rel=1e-4)
+        assert f["train_loss"] == pytest.approx(s["train_loss"], rel=1e-4, nan_ok=True)  # DP: NaN, not sent
         assert f["test_acc"] == pytest.approx(s["test_acc"], abs=1e-3)
     if algo == "scaffold":  # the client state (c_i in context.state) was used: someone trained twice
         seen = [c for m in flower_metrics for c in m["clients"]]
