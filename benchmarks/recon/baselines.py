@@ -33,7 +33,7 @@ from pyrecon.sampling import acceleration, kt_mask
 SELECTION_SEED = 100
 CG_LAMS = [1e-4, 1e-3, 1e-2]
 LS_GRID = list(itertools.product([0.03, 0.1, 0.3], [0.002, 0.005, 0.01]))  # (λ_L, λ_S)
-DEFAULTS = {"cg_lam": 1e-3, "lam_l": 0.03, "lam_s": 0.002}
+DEFAULTS = {"cg_lam": 1e-3, "lam_l": 0.1, "lam_s": 0.005}
 
 
 def problem(seed: int, accel: float, frames: int, coils: int, size: int):
