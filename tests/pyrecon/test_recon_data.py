@@ -161,3 +161,16 @@ def test_radial_trajectory():
             [math.pi / 4 * math.sin(math.pi / 4), math.pi / 4 * math.cos(math.pi / 4)], dtype=torch.float64
         ),
     )
+
+
+def test_radial_trajectory_from_phantominator():
+    k = radial_trajectory(3, 16, frames=2, golden=False, source="phantominator")
+    assert k.shape == (2, 48, 2) and k.dtype == torch.float64
+    assert k.abs().max() <= math.pi + 1e-12
+    # uniform angles π·s/6 over all 6 spokes: spoke 0 lies along kx from −π to π
+    torch.testing.assert_close(k[0, :16, 0], torch.zeros(16, dtype=torch.float64))
+    torch.testing.assert_close(k[0, :16, 1], torch.linspace(-math.pi, math.pi, 16, dtype=torch.float64))
+    # spoke 3 (the first of frame 1) is at π/2: along ky
+    torch.testing.assert_close(k[1, :16, 1], torch.zeros(16, dtype=torch.float64), atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="source"):
+        radial_trajectory(3, 16, source="bart")
