@@ -114,7 +114,7 @@ def main() -> int:
                 )
             if seed == 0 and accel == max(args.accels):
                 save_recon_figure(
-                    out / "baselines.png",
+                    out / f"{stem}.png",
                     x,
                     recs,
                     frame=args.frames // 2,
