@@ -125,3 +125,60 @@ def save_image_grid(path, panels: list[tuple[str, Tensor]], *, ncols: int, cmap:
     fig.savefig(tmp)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def fit_loop(model: nn.Module, loss_fn, *, iters: int, lr: float, seed: int, log_every: int,
+             checkpoint_every: int, tag: str, run=None, resume: bool = False, stop_after: int | None = None,
+             progress: bool = True) -> list[dict]:
+    """Adam on ``loss_fn() -> (loss, {name: scalar tensor})`` for ``iters`` iterations.
+
+    Logs {"iter", every term, "time_s"} every ``log_every`` iterations (and at the last); with ``run``
+    (a kernels.runs.RunDir) the records go to metrics.jsonl and the model, optimizer, iteration and
+    RNG states to an atomic checkpoint every ``checkpoint_every`` iterations. ``resume`` restores the
+    checkpoint and drops the metric lines it does not cover, so the curve equals an uninterrupted
+    one. ``stop_after`` ends the loop after that iteration (an interruption, for tests). NVTX ranges
+    ``{tag}.iter``, ``{tag}.forward_loss``, ``{tag}.backward``, ``{tag}.checkpoint``."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    import kernels.nvtx
+    from kernels.runs import capture_rng, restore_rng
+
+    if iters < 0 or log_every < 1 or checkpoint_every < 1:
+        raise ValueError(f"need iters >= 0, log_every >= 1, checkpoint_every >= 1; got {iters}, {log_every}, "
+                         f"{checkpoint_every}")
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    start, records = 0, []
+    if resume and run is not None and run.has_checkpoint():
+        state = run.load_checkpoint()
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(optimizer_state_from_ckpt(state["opt"]))
+        restore_rng(state["rng"])
+        start = int(state["iter"])
+        run.truncate_metrics("iter", start)
+        records = run.metrics()
+    else:
+        torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    last = iters if stop_after is None else min(iters, stop_after)
+    for it in tqdm(range(start + 1, last + 1), desc=tag, disable=not progress, initial=start, total=iters):
+        with kernels.nvtx.range(f"{tag}.iter"):
+            opt.zero_grad(set_to_none=True)
+            with kernels.nvtx.range(f"{tag}.forward_loss"):
+                loss, terms = loss_fn()
+            with kernels.nvtx.range(f"{tag}.backward"):
+                loss.backward()
+            opt.step()
+        if it % log_every == 0 or it == iters:
+            rec = {"iter": it, **{k: float(v.detach()) for k, v in terms.items()},
+                   "time_s": time.perf_counter() - t0}
+            records.append(rec)
+            if run is not None:
+                run.log(rec)
+        if run is not None and (it % checkpoint_every == 0 or it == iters):
+            with kernels.nvtx.range(f"{tag}.checkpoint"):
+                run.save_checkpoint({"model": model.state_dict(),
+                                     "opt": optimizer_state_to_ckpt(opt.state_dict()),
+                                     "iter": it, "rng": capture_rng()})
+    return records

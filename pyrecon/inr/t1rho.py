@@ -45,14 +45,13 @@ import torch
 from torch import Tensor
 
 import kernels.nvtx
-from kernels.runs import RunDir, capture_rng, plot_curves, restore_rng
+from kernels.runs import RunDir, plot_curves
 from pyrecon.data.phantoms import coil_maps
 from pyrecon.inr._common import (
     HashMLP,
     add_config_arguments,
     config_from_args,
-    optimizer_state_from_ckpt,
-    optimizer_state_to_ckpt,
+    fit_loop,
     pixel_grid,
     save_image_grid,
 )
@@ -284,45 +283,14 @@ def fit_t1rho_inr(data: T1rhoData, cfg: T1rhoConfig, *, run: RunDir | None = Non
     records go to metrics.jsonl and a checkpoint every ``cfg.checkpoint_every`` iterations;
     ``resume`` continues from it (same curve as an uninterrupted fit); ``stop_after`` ends the loop
     early after that iteration (to simulate an interruption)."""
-    from tqdm.auto import tqdm
-
     torch.manual_seed(cfg.seed)
     model = T1rhoINR(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     with kernels.nvtx.range("t1rho.calibrate"):
         g = calibrate_from_data(data, cfg) if cfg.lam_spirit > 0 else None
     y_norm = data.kspace.abs().pow(2).sum()
-    start, records = 0, []
-    if resume and run is not None and run.has_checkpoint():
-        state = run.load_checkpoint()
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(optimizer_state_from_ckpt(state["opt"]))
-        restore_rng(state["rng"])
-        start = int(state["iter"])
-        run.truncate_metrics("iter", start)
-        records = run.metrics()
-    t0 = time.perf_counter()
-    last = cfg.iters if stop_after is None else min(cfg.iters, stop_after)
-    for it in tqdm(range(start + 1, last + 1), desc=cfg.name, disable=not progress, initial=start,
-                   total=cfg.iters):
-        with kernels.nvtx.range("t1rho.iter"):
-            opt.zero_grad(set_to_none=True)
-            with kernels.nvtx.range("t1rho.forward_loss"):
-                loss, terms = _losses(model, data, cfg, g, y_norm)
-            with kernels.nvtx.range("t1rho.backward"):
-                loss.backward()
-            opt.step()
-        if it % cfg.log_every == 0 or it == cfg.iters:
-            rec = {"iter": it, **{k: float(v.detach()) for k, v in terms.items()},
-                   "time_s": time.perf_counter() - t0}
-            records.append(rec)
-            if run is not None:
-                run.log(rec)
-        if run is not None and (it % cfg.checkpoint_every == 0 or it == cfg.iters):
-            with kernels.nvtx.range("t1rho.checkpoint"):
-                run.save_checkpoint({"model": model.state_dict(),
-                                     "opt": optimizer_state_to_ckpt(opt.state_dict()),
-                                     "iter": it, "rng": capture_rng()})
+    records = fit_loop(model, lambda: _losses(model, data, cfg, g, y_norm), iters=cfg.iters, lr=cfg.lr,
+                       seed=cfg.seed, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
+                       tag="t1rho", run=run, resume=resume, stop_after=stop_after, progress=progress)
     with torch.no_grad():
         k, _, h, w = data.kspace.shape
         images = model(data.tsl / data.tsl.max(), h, w).to(data.kspace.dtype)
