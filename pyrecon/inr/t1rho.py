@@ -109,7 +109,7 @@ class T1rhoConfig:
     hankel_rank: int = 40  # keeps 99.93% of the noiseless truth's Hankel energy (64², 4 coils, 5 TSLs)
     hankel_crop: int = 24
     lam_spirit: float = 0.1
-    spirit_kernel: int = 5
+    spirit_kernel: tuple[int, ...] = (3, 5)  # (ky, kx): k-t masks at R = 8 keep only ~4 centre lines
     lowrank_rank: int = 2
     lowrank_iters: int = 50
     fit_iters: int = 30
@@ -271,10 +271,12 @@ def calibrate_from_data(data: T1rhoData, cfg: T1rhoConfig) -> Tensor:
         lo -= 1
     while hi < h and always[hi]:
         hi += 1
-    if hi - lo < cfg.spirit_kernel:
+    if len(cfg.spirit_kernel) != 2:
+        raise ValueError(f"spirit_kernel must be (ky, kx), got {cfg.spirit_kernel}")
+    if hi - lo < cfg.spirit_kernel[0]:
         raise ValueError(f"only {hi - lo} contiguous centre lines are sampled at every TSL; the SPIRiT "
-                         f"kernel needs >= spirit_kernel={cfg.spirit_kernel}")
-    return calibrate_spirit(data.kspace[:, :, lo:hi, :], cfg.spirit_kernel)
+                         f"kernel needs >= spirit_kernel[0]={cfg.spirit_kernel[0]}")
+    return calibrate_spirit(data.kspace[:, :, lo:hi, :], tuple(cfg.spirit_kernel))
 
 
 def fit_t1rho_inr(data: T1rhoData, cfg: T1rhoConfig, *, run: RunDir | None = None, resume: bool = False,

@@ -100,8 +100,8 @@ def test_checkpoint_resume_gives_the_same_curve(tmp_path, data):
 
 
 def test_calibration_needs_enough_acs_lines(data):
-    with pytest.raises(ValueError, match="spirit_kernel"):
-        calibrate_from_data(data, dataclasses.replace(TINY, spirit_kernel=7))
+    with pytest.raises(ValueError, match=r"spirit_kernel\[0\]"):
+        calibrate_from_data(data, dataclasses.replace(TINY, spirit_kernel=(7, 5)))
 
 
 def test_cli_writes_the_run(tmp_path):
