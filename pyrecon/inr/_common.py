@@ -182,3 +182,17 @@ def fit_loop(model: nn.Module, loss_fn, *, iters: int, lr: float, seed: int, log
                                      "opt": optimizer_state_to_ckpt(opt.state_dict()),
                                      "iter": it, "rng": capture_rng()})
     return records
+
+
+def open_run(cfg: Any, out_dir, *, resume: bool, overwrite: bool):
+    """RunDir for ``cfg``; on ``resume`` the stored config.json must equal ``cfg`` (else ValueError)."""
+    import json
+
+    from kernels.runs import RunDir
+
+    rd = RunDir(out_dir, resume=resume, overwrite=overwrite)
+    as_json = json.loads(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str))
+    if resume and rd.config_path.exists() and rd.read_config() != as_json:
+        raise ValueError(f"--resume: the configuration differs from the one stored in {out_dir}")
+    rd.write_config(cfg)
+    return rd

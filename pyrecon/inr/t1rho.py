@@ -34,7 +34,6 @@ matrix small.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from pyrecon.inr._common import (
     add_config_arguments,
     config_from_args,
     fit_loop,
+    open_run,
     pixel_grid,
     save_image_grid,
 )
@@ -308,10 +308,7 @@ def maps_from_images(images: Tensor, tsl: Tensor, cfg: T1rhoConfig) -> tuple[Ten
 def run(cfg: T1rhoConfig, out_dir: Path, *, resume: bool = False, overwrite: bool = False,
         progress: bool = True) -> dict:
     """Simulate, fit the INR and the two baselines, fit maps, write runs/<name>/; returns the summary."""
-    rd = RunDir(out_dir, resume=resume, overwrite=overwrite)
-    if resume and rd.config_path.exists() and rd.read_config() != json_config(cfg):
-        raise ValueError(f"--resume: the configuration differs from the one in {out_dir}")
-    rd.write_config(cfg)
+    rd = open_run(cfg, out_dir, resume=resume, overwrite=overwrite)
     with kernels.nvtx.range("t1rho.simulate"):
         data = simulate_t1rho(cfg.size, cfg.coils, cfg.tsl, cfg.accel, center_lines=cfg.center_lines,
                               noise=cfg.noise, seed=cfg.seed)
@@ -347,12 +344,6 @@ def run(cfg: T1rhoConfig, out_dir: Path, *, resume: bool = False, overwrite: boo
 
     (rd.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def json_config(cfg: T1rhoConfig) -> dict:
-    import json
-
-    return json.loads(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -252,10 +252,9 @@ def fit_tenf(data: DynamicData, cfg: TenFConfig, *, prelim: Tensor | None = None
 
 def run(cfg: TenFConfig, out_dir: Path, *, resume: bool = False, overwrite: bool = False,
         progress: bool = True) -> dict:
-    from pyrecon.inr._common import save_image_grid
+    from pyrecon.inr._common import open_run, save_image_grid
 
-    rd = RunDir(out_dir, resume=resume, overwrite=overwrite)
-    rd.write_config(cfg)
+    rd = open_run(cfg, out_dir, resume=resume, overwrite=overwrite)
     data = simulate_dynamic(cfg.frames, cfg.size, cfg.coils, cfg.accel, center_lines=cfg.center_lines,
                             noise=cfg.noise, seed=cfg.seed)
     t0 = time.perf_counter()

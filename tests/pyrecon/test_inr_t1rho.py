@@ -121,3 +121,6 @@ def test_cli_writes_the_run(tmp_path):
         main(args)
     args.resume = True
     assert main(args) == 0  # a finished run resumes to the same end
+    args.cfg_lr = 0.5
+    with pytest.raises(ValueError, match="configuration differs"):
+        main(args)
