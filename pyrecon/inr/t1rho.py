@@ -1,9 +1,12 @@
 """INR T1rho mapping (arXiv 2407.05617 v1): a subject-specific implicit neural representation of the
 T1rho-weighted series, fitted to one scan's undersampled multi-coil k-space, then voxel-wise maps.
 
-Model. x_θ(r, τ) = f_θ(y, x, τ/τ_max) ∈ ℂ (real and imaginary parts from a hash-grid encoding of
-(y, x, τ) ∈ [0, 1]³ and a small MLP, ``HashMLP``), evaluated on the pixel grid at each spin-lock time
-τ_k → images X (K, H, W). Its multi-coil k-space is Y = F(S_c X_k) (K, C, H, W).
+Model. x_θ(r, τ) = f_θ(y, x, τ/τ_max) ∈ ℂ (real and imaginary parts from a small MLP, ``HashMLP``),
+evaluated on the pixel grid at each spin-lock time τ_k → images X (K, H, W); its multi-coil k-space is
+Y = F(S_c X_k) (K, C, H, W). By default (y, x) is hash-grid encoded and τ enters the MLP as a raw
+input, so the series is a smooth function of τ; ``tau_in_hash=True`` encodes (y, x, τ) with a 3-D
+hash grid instead, whose finest levels give every TSL its own cells (measured on a 64² R = 4 case:
+image nRMSE 0.134 with the 3-D grid vs 0.088 with τ in the MLP, 150 iterations).
 
 Loss (one scan; y measured k-space, M the per-τ sampling mask, S the coil maps):
 
