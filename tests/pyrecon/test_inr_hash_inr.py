@@ -80,3 +80,12 @@ def test_cli_writes_the_run(tmp_path):
 def test_bad_input_raises():
     with pytest.raises(ValueError, match="noise"):
         simulate_dynamic(4, 16, 1, 4, noise=-1.0)
+
+
+def test_registered_in_the_pyrecon_cli(tmp_path):
+    from pyrecon.cli import main as pyrecon_main
+
+    argv = ["fit", "--method", "hash-inr", "--preset", "tiny", "--iters", "2", "--out", str(tmp_path),
+            "--name", "r", "--threads", "1"]
+    assert pyrecon_main(argv) == 0
+    assert (tmp_path / "r" / "summary.json").is_file()
