@@ -1,5 +1,6 @@
 """Plain hash-grid INR of (x, y, t) for dynamic MRI — the AMRI-Lab/INR_for_DynamicMRI baseline
-(Feng et al.), Cartesian k-t sampling here.
+(Feng et al.), on Cartesian k-t or golden-angle radial sampling (``spokes`` > 0: that many spokes per
+frame, readout 2·size, through the NUFFT SENSE operator of pyrecon.ops.noncart).
 
 Model. x_θ(y, x, t) ∈ ℂ = MLP(HashGridEncoding(y, x, t/(T−1))) → (Re, Im), evaluated on the pixel
 grid of every frame → X (T, H, W). The AMRI setting (preset "amri"): 16 levels × 2 features, table
@@ -8,12 +9,11 @@ grid of every frame → X (T, H, W). The AMRI setting (preset "amri"): 16 levels
 Loss (the data are scaled once so that the zero-filled image has peak magnitude 1; the output is
 scaled back):
 
-    L(θ) = ‖M ⊙ F(S X) − y‖² / ‖y‖²                        (data consistency)
+    L(θ) = ‖E X − y‖² / ‖y‖²   (data consistency; E = M ⊙ F S Cartesian, or the radial NUFFT SENSE)
          + λ_TV · mean_{t,h,w} |X_{t+1} − X_t|             (temporal total variation)
          + λ_LR · ‖C(X)‖_* / sqrt(T·H·W)     (nuclear norm of the Casorati matrix C(X), T × HW)
 
-Non-Cartesian (golden-angle radial through the NUFFT) is not implemented here: it waits for the
-NUFFT SENSE operator of pyrecon.ops.noncart.
+The zero-filled reference (and the scale) is Eᴴ y, density-compensated (Pipe–Menon) for radial data.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from torch import Tensor
 import kernels.nvtx
 from kernels.runs import RunDir, plot_curves
 from pyrecon.inr._common import HashMLP, add_config_arguments, config_from_args, fit_loop, pixel_grid
+from pyrecon.ops.noncart import nufft_density_weights, nufft_sense_adjoint, nufft_sense_forward
 from pyrecon.ops.sense import sense_adjoint, sense_forward
 
 __all__ = ["PRESETS", "DynamicData", "HashINR", "HashINRConfig", "add_arguments", "fit_hash_inr",
@@ -44,6 +45,7 @@ class HashINRConfig:
     coils: int = 4
     accel: int = 8
     center_lines: int = 4
+    spokes: int = 0  # > 0: golden-angle radial with this many spokes per frame (then accel is unused)
     noise: float = 0.0
     seed: int = 0
     n_levels: int = 8
@@ -73,28 +75,53 @@ PRESETS = {
 class DynamicData:
     images: Tensor  # (T, H, W) complex truth
     smaps: Tensor  # (C, H, W)
-    mask: Tensor  # (T, H, W)
-    kspace: Tensor  # (T, C, H, W)
+    mask: Tensor | None  # (T, H, W) Cartesian, None for radial
+    kspace: Tensor  # (T, C, H, W) Cartesian, (T, C, M) radial
+    traj: Tensor | None = None  # (T, M, 2) radians, radial only
+
+    def forward(self, x: Tensor) -> Tensor:
+        """E x for images x (T, H, W) → k-space shaped like ``kspace``."""
+        if self.traj is None:
+            return sense_forward(x[None], self.smaps[None], self.mask)[0]
+        return nufft_sense_forward(x[None], self.smaps[None], self.traj, tol=1e-4)[0]
+
+    def zero_filled(self) -> Tensor:
+        """Eᴴ y (radial: density-compensated) → (T, H, W)."""
+        if self.traj is None:
+            return sense_adjoint(self.kspace[None], self.smaps[None], self.mask)[0]
+        w = nufft_density_weights(self.traj, tuple(self.smaps.shape[-2:]))
+        return nufft_sense_adjoint(self.kspace[None], self.smaps[None], self.traj, weights=w, tol=1e-4)[0]
 
 
 def simulate_dynamic(frames: int, size: int, coils: int, accel: int, *, center_lines: int = 4,
-                     noise: float = 0.0, seed: int = 0, dtype: torch.dtype = torch.complex64) -> DynamicData:
-    """Cine phantom (pyrecon.data.phantoms), coil maps, k-t mask, complex noise of std ``noise``
-    on the sampled k-space."""
+                     noise: float = 0.0, seed: int = 0, spokes: int = 0,
+                     dtype: torch.dtype = torch.complex64) -> DynamicData:
+    """Cine phantom (pyrecon.data.phantoms), coil maps, then either a Cartesian k-t mask at ``accel``
+    (``spokes`` = 0) or golden-angle radial spokes (readout 2·size); complex noise of std ``noise``
+    on every measured sample."""
     from pyrecon.data.phantoms import cine_phantom, coil_maps
-    from pyrecon.sampling import kt_mask
+    from pyrecon.sampling import kt_mask, radial_trajectory
 
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
+    if spokes < 0:
+        raise ValueError(f"spokes must be >= 0 (0: Cartesian), got {spokes}")
     x, _ = cine_phantom(frames, size, size, seed=seed, dtype=dtype)
     smaps = coil_maps(coils, size, size, seed=seed, dtype=dtype)
-    mask = kt_mask(frames, size, size, accel, center_lines=center_lines, seed=seed).to(torch.float32)
-    y = sense_forward(x[None], smaps[None], mask)[0]
+    if spokes:
+        mask, traj = None, radial_trajectory(spokes, 2 * size, frames).to(torch.float32)
+    else:
+        mask = kt_mask(frames, size, size, accel, center_lines=center_lines, seed=seed).to(torch.float32)
+        traj = None
+    data = DynamicData(x, smaps, mask, x.new_zeros(0), traj)
+    y = data.forward(x)
     if noise > 0:
         g = torch.Generator().manual_seed(seed + 1)
         n = torch.complex(torch.randn(y.shape, generator=g), torch.randn(y.shape, generator=g))
-        y = y + mask[:, None] * (noise / 2**0.5) * n.to(dtype)
-    return DynamicData(x, smaps, mask, y)
+        n = (noise / 2**0.5) * n.to(dtype)
+        y = y + (n if mask is None else mask[:, None] * n)
+    data.kspace = y
+    return data
 
 
 class HashINR(torch.nn.Module):
@@ -114,11 +141,11 @@ class HashINR(torch.nn.Module):
         return torch.complex(out[:, 0], out[:, 1]).reshape(frames, h, w)
 
 
-def hash_inr_losses(x: Tensor, y: Tensor, smaps: Tensor, mask: Tensor, *, tv_weight: float,
-                    lowrank_weight: float) -> tuple[Tensor, dict]:
-    """The loss of the module docstring for images x (T, H, W), k-space y (T, C, H, W)."""
-    pred = sense_forward(x[None], smaps[None], mask)[0]
-    dc = (pred - y).abs().pow(2).sum() / y.abs().pow(2).sum()
+def hash_inr_losses(x: Tensor, y: Tensor, forward, *, tv_weight: float, lowrank_weight: float
+                    ) -> tuple[Tensor, dict]:
+    """The loss of the module docstring for images x (T, H, W), measured k-space y and the
+    measurement operator ``forward`` (x ↦ E x, shaped like y)."""
+    dc = (forward(x) - y).abs().pow(2).sum() / y.abs().pow(2).sum()
     terms = {"dc": dc}
     loss = dc
     if tv_weight > 0:
@@ -136,8 +163,8 @@ def hash_inr_losses(x: Tensor, y: Tensor, smaps: Tensor, mask: Tensor, *, tv_wei
 def fit_hash_inr(data: DynamicData, cfg: HashINRConfig, *, run: RunDir | None = None, resume: bool = False,
                  stop_after: int | None = None, progress: bool = True) -> tuple[Tensor, list[dict]]:
     """Fit the INR to ``data.kspace``; returns (images (T, H, W) at the data's scale, records)."""
-    t, c, h, w = data.kspace.shape
-    zf = sense_adjoint(data.kspace[None], data.smaps[None], data.mask)[0]
+    t, (h, w) = data.images.shape[0], data.smaps.shape[-2:]
+    zf = data.zero_filled()
     scale = zf.abs().max().clamp_min(1e-12)
     y = data.kspace / scale
     torch.manual_seed(cfg.seed)
@@ -145,7 +172,7 @@ def fit_hash_inr(data: DynamicData, cfg: HashINRConfig, *, run: RunDir | None = 
 
     def loss_fn():
         x = model(t, h, w).to(y.dtype)
-        return hash_inr_losses(x, y, data.smaps, data.mask, tv_weight=cfg.tv_weight,
+        return hash_inr_losses(x, y, data.forward, tv_weight=cfg.tv_weight,
                                lowrank_weight=cfg.lowrank_weight)
 
     records = fit_loop(model, loss_fn, iters=cfg.iters, lr=cfg.lr, seed=cfg.seed, log_every=cfg.log_every,
@@ -163,11 +190,11 @@ def run(cfg: HashINRConfig, out_dir: Path, *, resume: bool = False, overwrite: b
     rd = open_run(cfg, out_dir, resume=resume, overwrite=overwrite)
     with kernels.nvtx.range("hash_inr.simulate"):
         data = simulate_dynamic(cfg.frames, cfg.size, cfg.coils, cfg.accel, center_lines=cfg.center_lines,
-                                noise=cfg.noise, seed=cfg.seed)
+                                noise=cfg.noise, seed=cfg.seed, spokes=cfg.spokes)
     t0 = time.perf_counter()
     images, records = fit_hash_inr(data, cfg, run=rd, resume=resume, progress=progress)
     elapsed = time.perf_counter() - t0
-    zf = sense_adjoint(data.kspace[None], data.smaps[None], data.mask)[0]
+    zf = data.zero_filled()
     summary = {"time_s": elapsed,
                "nrmse": float((images - data.images).norm() / data.images.norm()),
                "zero_filled_nrmse": float((zf - data.images).norm() / data.images.norm())}
