@@ -75,7 +75,8 @@ class DUNSREConfig:
     time_symmetric: bool = False
 
     def __post_init__(self):
-        for k in ("stages", "features", "group", "hidden_layers", "dc_hidden_layers", "dc_features", "cg_iters"):
+        ints = ("stages", "features", "group", "hidden_layers", "dc_hidden_layers", "dc_features", "cg_iters")
+        for k in ints:
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{k} must be an int >= 1, got {v!r}")
