@@ -10,8 +10,13 @@ multi-coil operator E = M·F·S (``pyrecon.ops.sense``), measured k-space y and 
 P_k(z) = z − R_k(z) is a residual CNN on the complex image series (real and imaginary parts as two
 channels); G_k is a small CNN applied per coil in k-space to the pair [E x_k, y] (four real channels)
 and mapped back to the image by Eᴴ, a learned generalization of the gradient Eᴴ(E x − y) of
-½‖E x − y‖². The last stage has no DC module. ``dc="gradient"`` replaces G_k by the exact gradient
-step d_k = η_k Eᴴ(E x_k − y) (η_k learnable, initialized to 1: with orthonormal F and Σ|S_c|² = 1,
+½‖E x − y‖². The last stage has no DC module. Deviation (``dc_gradient_skip=True``, the default):
+d_k = Eᴴ(η_k(E x_k − y) + G_k(E x_k, y)), η_k learnable from 1, so the module starts at the gradient
+step and G_k learns a correction; a CNN started near zero (the authors' form, ``dc_gradient_skip=
+False``) gives no data consistency until it has learned the gradient, which in the few hundred steps
+a CPU allows it barely does (32², R = 8, 120 steps, scratch stand-in phantom: validation PSNR +0.4 dB
+over zero-filled without the skip, +2.9 dB with it). ``dc="gradient"`` replaces G_k by the exact
+gradient step d_k = η_k Eᴴ(E x_k − y) (η_k learnable, initialized to 1: with orthonormal F and Σ|S_c|² = 1,
 ‖EᴴE‖ ≤ 1); ``dc="cg"`` replaces the pair by the proximal step of the data term,
 
     x_k = argmin_x ‖E x − y‖² + λ_k ‖x − P_k(x_{k−1})‖² = (EᴴE + λ_k I)⁻¹ (Eᴴ y + λ_k P_k(x_{k−1}))
@@ -70,6 +75,7 @@ class DUNSREConfig:
     basis: str = "bconv"
     dc: str = "learned"  # "learned" (k-space CNN), "gradient" or "cg"
     dc_features: int = 4
+    dc_gradient_skip: bool = True  # learned DC: d = Eᴴ(η(E x − y) + G(E x, y)); False: the authors' Eᴴ G
     cg_iters: int = 5
     equivariant: bool = True  # False: the plain-conv twin at about the same parameter count
     time_symmetric: bool = False
@@ -174,13 +180,15 @@ class ImageProx(nn.Module):
 
 
 class KSpaceDC(nn.Module):
-    """The learned data-consistency module: d = Eᴴ G(E x, y), G a ``_CNN`` applied to each coil's pair
-    [E x, y] (B·C, 4, T, H, W) → (B·C, 2, T, H, W) → complex (B, T, C, H, W)."""
+    """The learned data-consistency module: d = Eᴴ(η(E x − y) + G(E x, y)) (η only with
+    ``dc_gradient_skip``), G a ``_CNN`` applied to each coil's pair [E x, y] (B·C, 4, T, H, W) →
+    (B·C, 2, T, H, W) → complex (B, T, C, H, W)."""
 
     def __init__(self, cfg: DUNSREConfig):
         super().__init__()
         width = cfg.dc_features if cfg.equivariant else cfg.plain_dc_width
         self.net = _CNN(4, width, cfg.dc_hidden_layers, cfg, nn.ReLU(), cfg.equivariant)
+        self.step = nn.Parameter(torch.ones(())) if cfg.dc_gradient_skip else None
 
     def forward(self, x: Tensor, y: Tensor, smaps: Tensor, mask: Tensor) -> Tensor:
         from pyrecon.ops.sense import sense_adjoint, sense_forward
@@ -190,6 +198,8 @@ class KSpaceDC(nn.Module):
         pair = torch.stack((ex, y), dim=1).permute(0, 3, 1, 2, 4, 5).reshape(b * c, 2, t, h, w)
         g = self.net(torch.cat((pair.real, pair.imag), dim=1))  # (B·C, 2, T, H, W)
         g = channels_to_complex(g).reshape(b, c, t, h, w).permute(0, 2, 1, 3, 4)
+        if self.step is not None:
+            g = g + self.step * (ex - y)
         return sense_adjoint(g, smaps, mask)
 
 
