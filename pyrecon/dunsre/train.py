@@ -42,6 +42,7 @@ __all__ = [
     "make_family",
     "mse_loss",
     "run",
+    "sample_mask",
     "simulate",
     "train_step",
 ]
@@ -162,7 +163,8 @@ def _apply_mask(k: Tensor, mask: Tensor) -> Tensor:
     return k * m[:, :, None]
 
 
-def _mask(cfg: TrainConfig, seed: int) -> Tensor:
+def sample_mask(cfg: TrainConfig, seed: int) -> Tensor:
+    """The (T, H, W) k-t mask of the run's size, acceleration and centre lines, drawn from ``seed``."""
     from pyrecon.sampling import kt_mask
 
     return kt_mask(cfg.frames, cfg.size, cfg.size, cfg.accel, center_lines=cfg.center_lines, seed=seed)
@@ -205,7 +207,7 @@ def evaluate(model: DUNSRE, val: list[tuple[Tensor, Tensor]], cfg: TrainConfig,
     images = None
     gen = torch.Generator().manual_seed(cfg.data_seed + 1)  # fixed validation noise
     for j, item in enumerate(val):
-        x, smaps, mask, y = _batch([item], cfg, [_mask(cfg, HELD_OUT_SEED + j)], gen)
+        x, smaps, mask, y = _batch([item], cfg, [sample_mask(cfg, HELD_OUT_SEED + j)], gen)
         rec = model(y, smaps, mask)
         zf = sense_adjoint(y, smaps, mask)
         vals = {
@@ -311,7 +313,7 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrit
             for s in range(0, cfg.n_train, cfg.batch_size):
                 idx = perm[s : s + cfg.batch_size]
                 seeds = torch.randint(0, 2**31 - 1, (len(idx),), generator=gen).tolist()
-                masks = [_mask(cfg, sd) for sd in seeds]
+                masks = [sample_mask(cfg, sd) for sd in seeds]
                 x, smaps, mask, y = _batch([train[i] for i in idx], cfg, masks, gen)
                 losses.append(train_step(model, opt, x, smaps, mask, y))
                 bar.update(1)
