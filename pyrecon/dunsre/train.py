@@ -76,6 +76,7 @@ class TrainConfig:
     size: int = 32
     coils: int = 4
     accel: int = 8
+    mask: str = "kt"  # "kt" (pyrecon.sampling.kt_mask) or "vista" (vista_mask)
     center_lines: int = 4
     noise_std: float = 0.0
     n_train: int = 8
@@ -99,6 +100,8 @@ class TrainConfig:
             raise ValueError(f"accel must be >= 1, got {self.accel}")
         if not (self.lr > 0 and 0 < self.lr_decay <= 1):
             raise ValueError(f"need lr > 0 and 0 < lr_decay <= 1, got {self.lr}, {self.lr_decay}")
+        if self.mask not in ("kt", "vista"):
+            raise ValueError(f"mask must be 'kt' or 'vista', got {self.mask!r}")
         if self.noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
         self.model_config()  # validates the model fields
@@ -165,9 +168,14 @@ def _apply_mask(k: Tensor, mask: Tensor) -> Tensor:
 
 def sample_mask(cfg: TrainConfig, seed: int) -> Tensor:
     """The (T, H, W) k-t mask of the run's size, acceleration and centre lines, drawn from ``seed``."""
-    from pyrecon.sampling import kt_mask
+    from pyrecon import sampling
 
-    return kt_mask(cfg.frames, cfg.size, cfg.size, cfg.accel, center_lines=cfg.center_lines, seed=seed)
+    if cfg.mask == "vista":
+        if not hasattr(sampling, "vista_mask"):
+            raise NotImplementedError("mask='vista' needs pyrecon.sampling.vista_mask (not there yet)")
+        return sampling.vista_mask(cfg.frames, cfg.size, cfg.size, cfg.accel, seed=seed)
+    t, n = cfg.frames, cfg.size
+    return sampling.kt_mask(t, n, n, cfg.accel, center_lines=cfg.center_lines, seed=seed)
 
 
 def build_model(cfg: TrainConfig) -> DUNSRE:

@@ -51,6 +51,8 @@ def test_config_validation():
         TrainConfig(dc="admm")
     with pytest.raises(ValueError, match="lr_decay"):
         TrainConfig(lr_decay=1.5)
+    with pytest.raises(ValueError, match="mask must be"):
+        TrainConfig(mask="radial")
 
 
 def test_family_split_is_disjoint():
