@@ -245,8 +245,9 @@ class DUNSRE(nn.Module):
 
         lam = torch.nn.functional.softplus(self.rho[k])
         rhs = sense_adjoint(y, smaps, mask) + lam * z
+        # λ is a learnable tensor, so it goes into the operator (conjugate_gradient's lam is a number)
         return conjugate_gradient(
-            lambda v: sense_normal(v, smaps, mask), rhs, z, iters=self.config.cg_iters, tol=0.0, lam=lam
+            lambda v: sense_normal(v, smaps, mask) + lam * v, rhs, z, iters=self.config.cg_iters, tol=0.0
         )
 
     def forward(self, y: Tensor, smaps: Tensor, mask: Tensor) -> Tensor:
