@@ -11,6 +11,8 @@ Baseline hyperparameters are chosen on training phantoms (never on the validatio
 
     .venv/bin/python benchmarks/recon/cine_phantom.py                 # the table in results/ (~15 min)
     .venv/bin/python benchmarks/recon/cine_phantom.py --quick         # a smoke run (~1 min)
+    .venv/bin/python benchmarks/recon/cine_phantom.py --nets-only     # train now, then
+    .venv/bin/python benchmarks/recon/cine_phantom.py --reuse         # the table with the trained nets
 """
 
 from __future__ import annotations
@@ -88,10 +90,13 @@ def baselines(cfg: TrainConfig, quick: bool) -> dict[str, tuple[dict, dict]]:
     return out
 
 
-def train_net(cfg: TrainConfig, runs: Path) -> tuple[dict, torch.Tensor]:
-    t0 = time.perf_counter()
-    model, res = run(cfg, runs / cfg.name, overwrite=True, progress=False)
-    seconds = time.perf_counter() - t0
+def train_net(cfg: TrainConfig, runs: Path, reuse: bool) -> tuple[dict, torch.Tensor]:
+    """Train (or, with ``reuse``, load a finished run of the same config: ``run(resume=True)`` skips the
+    finished epochs); seconds = the training epochs' wall time from metrics.jsonl."""
+    done = reuse and (runs / cfg.name / "checkpoint.safetensors").exists()
+    model, res = run(cfg, runs / cfg.name, resume=done, overwrite=not done, progress=False)
+    lines = (runs / cfg.name / "metrics.jsonl").read_text().splitlines()
+    seconds = sum(json.loads(line)["seconds"] for line in lines)
     x, s, m, y = _problems(cfg, "val", 1)[0]
     with torch.no_grad():
         rec = model(y, s, m)[0]
@@ -140,11 +145,15 @@ def main() -> int:
     ap.add_argument("--dc-features", type=int, default=4)
     ap.add_argument("--n-train", type=int, default=16)
     ap.add_argument("--n-val", type=int, default=4)
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", default="runs/bench-cine")
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: tiny sizes, nothing written to results/")
+    ap.add_argument("--nets-only", action="store_true",
+                    help="train the nets only (nothing written to results/); a later --reuse run uses them")
+    ap.add_argument("--reuse", action="store_true",
+                    help="load finished runs of the same configuration from --runs instead of retraining")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.quick:
@@ -159,7 +168,7 @@ def main() -> int:
     for accel in args.accels:
         cfg = dataclasses.replace(base, accel=accel)
         print(f"R = {accel}: baselines", flush=True)
-        rows = baselines(cfg, args.quick)
+        rows = {} if args.nets_only else baselines(cfg, args.quick)
         ref = _problems(cfg, "val", 1)[0][0][0]
         recs = {name: rec for name, (_, _, rec) in rows.items()}
         for name, (m, kw, _) in rows.items():
@@ -168,12 +177,12 @@ def main() -> int:
             print(f"R = {accel}: training {name}", flush=True)
             ncfg = dataclasses.replace(cfg, equivariant=equivariant,
                                        name=f"{'dunsre' if equivariant else 'plain'}-R{accel}")
-            m, rec = train_net(ncfg, runs)
+            m, rec = train_net(ncfg, runs, args.reuse)
             recs[name] = rec
             table.append({"R": accel, "method": name, **m,
                           "settings": f"{m['params']} params"})
             raw[ncfg.name] = m
-        if not args.quick:
+        if not (args.quick or args.nets_only):
             RESULTS.mkdir(parents=True, exist_ok=True)
             save_comparison_png(RESULTS / f"cine_phantom.R{accel}.png", ref, recs,
                                 f"validation phantom, frame {ref.shape[0] // 2}, R = {accel}")
@@ -202,7 +211,7 @@ def main() -> int:
                      f"{eq1} | {eq2} | {r['settings']} | {r['seconds']:.0f} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    if not args.quick:
+    if not (args.quick or args.nets_only):
         RESULTS.mkdir(parents=True, exist_ok=True)
         title = "# DUN-SRE vs plain unrolled vs classical baselines (cine phantom)\n\n"
         (RESULTS / "cine_phantom.md").write_text(title + text)
