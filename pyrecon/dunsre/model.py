@@ -28,10 +28,12 @@ convolution on the B-Conv basis, then a temporal group convolution): a lifting l
 layers, a group layer to two output fields, a mean ``GroupPool`` over orientations and a plain temporal
 (k_t, 1, 1) convolution mixing the two (rotation-trivial) channels; LeakyReLU(0.2) in R_k, ReLU in
 G_k. Every piece commutes with a rotation of every frame (exactly for quarter turns when 4 divides
-N), so P_k does. The twin (``equivariant=False``) has the same layers as plain (1, k, k) then
-(k_t, 1, 1) ``Conv3d`` pairs whose width round(F·√N) gives about the same parameter count (a C_N
-group layer F→F fields has F²·N·k² spatial and F²·N·k_t temporal weights; a plain C→C layer C²·k²
-and C²·k_t).
+N), so P_k does; G_k commutes with rot90 of k-space, which is a rotation about the FFT origin for
+odd image sizes, so there the whole reconstruction commutes exactly with rotating the problem
+(x, S, M) by quarter turns (``pyrecon.dunsre.equivariance``, tested). The twin
+(``equivariant=False``) has the same layers as plain (1, k, k) then (k_t, 1, 1) ``Conv3d`` pairs whose
+width round(F·√N) gives about the same parameter count (a C_N group layer F→F fields has F²·N·k²
+spatial and F²·N·k_t temporal weights; a plain C→C layer C²·k² and C²·k_t).
 """
 
 from __future__ import annotations
