@@ -205,7 +205,8 @@ def _batch(items, cfg: TrainConfig, masks: list[Tensor], gen: torch.Generator | 
 @torch.no_grad()
 def evaluate(model: DUNSRE, val: list[tuple[Tensor, Tensor]], cfg: TrainConfig,
              return_images: bool = False) -> dict:
-    """Mean over the validation phantoms of PSNR (magnitude), SSIM, NMSE of the net and the PSNR of
+    """Mean over the validation phantoms of PSNR (magnitude; and ``psnr_complex``, the authors'
+    convention), SSIM, NMSE of the net and the PSNR of
     zero-filled Eᴴy; with ``return_images`` also ``_images`` (ref, zero-filled, recon) of the first."""
     from pyrecon.metrics import nmse, psnr, ssim
     from pyrecon.ops.sense import sense_adjoint
@@ -220,6 +221,7 @@ def evaluate(model: DUNSRE, val: list[tuple[Tensor, Tensor]], cfg: TrainConfig,
         zf = sense_adjoint(y, smaps, mask)
         vals = {
             "psnr": psnr(x[0], rec[0]),
+            "psnr_complex": psnr(x[0], rec[0], mode="complex"),  # the authors' convention
             "ssim": ssim(x[0], rec[0]),
             "nmse": nmse(x[0], rec[0]),
             "zf_psnr": psnr(x[0], zf[0]),
