@@ -148,6 +148,8 @@ def main() -> int:
     ap.add_argument("--n-train", type=int, default=16)
     ap.add_argument("--n-val", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="training seeds of the nets (initialization and mask draws)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", default="runs/bench-cine")
     ap.add_argument("--quick", action="store_true",
@@ -175,15 +177,17 @@ def main() -> int:
         recs = {name: rec for name, (_, _, rec) in rows.items()}
         for name, (m, kw, _) in rows.items():
             table.append({"R": accel, "method": name, **m, "settings": json.dumps(kw)})
-        for name, equivariant in (("plain unrolled", False), ("DUN-SRE", True)):
-            print(f"R = {accel}: training {name}", flush=True)
-            ncfg = dataclasses.replace(cfg, equivariant=equivariant,
-                                       name=f"{'dunsre' if equivariant else 'plain'}-R{accel}")
-            m, rec = train_net(ncfg, runs, args.reuse)
-            recs[name] = rec
-            table.append({"R": accel, "method": name, **m,
-                          "settings": f"{m['params']} params"})
-            raw[ncfg.name] = m
+        for seed in args.seeds:
+            for name, equivariant in (("plain unrolled", False), ("DUN-SRE", True)):
+                print(f"R = {accel}: training {name}, seed {seed}", flush=True)
+                tag = f"{'dunsre' if equivariant else 'plain'}-R{accel}" + (f"-s{seed}" if seed else "")
+                ncfg = dataclasses.replace(cfg, equivariant=equivariant, seed=seed, name=tag)
+                m, rec = train_net(ncfg, runs, args.reuse)
+                if seed == args.seeds[0]:
+                    recs[name] = rec
+                table.append({"R": accel, "method": name, **m,
+                              "settings": f"{m['params']} params, seed {seed}"})
+                raw[ncfg.name] = m
         if not (args.quick or args.nets_only):
             RESULTS.mkdir(parents=True, exist_ok=True)
             save_comparison_png(RESULTS / f"cine_phantom.R{accel}.png", ref, recs,
@@ -202,7 +206,9 @@ def main() -> int:
         f"error of the trained proximal nets (residual branch, mean over stages) and of the whole "
         f"reconstruction with the problem rotated (pyrecon/dunsre/equivariance.py).\n\n"
         f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{args.threads} thread(s), total {total / 60:.1f} min; commit {_commit()}; "
+        f"{args.threads} thread(s); this invocation {total / 60:.1f} min (column s: a net's training wall "
+        f"time incl. per-epoch validation, from its metrics.jsonl; a baseline's tuning + reconstruction); "
+        f"commit {_commit()}; "
         f"{datetime.date.today().isoformat()}."
     )
     lines = [header, "",
