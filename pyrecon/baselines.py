@@ -75,8 +75,8 @@ def lplus_s(
     mask: Tensor,
     *,
     iters: int = 50,
-    lam_l: float = 0.03,
-    lam_s: float = 0.002,
+    lam_l: float = 0.1,
+    lam_s: float = 0.005,
     tol: float = 1e-4,
 ) -> Tensor:
     """Low-rank plus sparse reconstruction (R. Otazu, E. Candès, D. Sodickson, MRM 73:1125, 2015).

@@ -99,8 +99,31 @@ def test_kt_mask_centre_band_and_seed():
     assert torch.equal(m, kt_mask(8, 64, 8, 4, seed=0))
     with pytest.raises(ValueError, match="accel"):
         kt_mask(8, 64, 8, 0.5)
-    with pytest.raises(NotImplementedError):
-        vista_mask(8, 64, 8, 8)
+
+
+@pytest.mark.parametrize("accel", [8, 16, 20])
+def test_vista_mask_density_coverage_and_interleaving(accel):
+    T, H, W = 24, 96, 4
+    m = vista_mask(T, H, W, accel, seed=0)
+    assert m.shape == (T, H, W) and m.dtype == torch.float32
+    assert abs(acceleration(m) / accel - 1) < 0.05
+    assert torch.equal(m, m[:, :, :1].expand_as(m))
+    lines = m[:, :, 0]
+    assert (lines[:, H // 2] == 1).all()  # DC every frame
+    assert all(not torch.equal(lines[t], lines[t + 1]) for t in range(T - 1))  # consecutive frames differ
+    # spread in k-t: the time average covers most of k-space (a random draw of the same density leaves
+    # more holes), denser at the centre than at the edges
+    covered = (lines.sum(0) > 0).float().mean()
+    assert covered > 0.6
+    centre = lines[:, H // 4 : 3 * H // 4].mean()
+    edge = torch.cat([lines[:, : H // 4], lines[:, 3 * H // 4 :]], dim=1).mean()
+    assert centre > 1.5 * edge
+    # lines within a frame are spread out: no gap is more than a few times the mean spacing at the centre
+    gaps = torch.diff(torch.nonzero(lines[0]).flatten())
+    assert gaps.max() <= H // 2
+    assert not torch.equal(m, vista_mask(T, H, W, accel, seed=1))
+    with pytest.raises(ValueError, match="power"):
+        vista_mask(T, H, W, accel, power=-1)
 
 
 def test_radial_trajectory():
