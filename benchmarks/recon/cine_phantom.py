@@ -31,6 +31,7 @@ import torch
 from pyrecon.dunsre.equivariance import net_equivariance_error, prox_equivariance_error
 from pyrecon.dunsre.model import count_parameters
 from pyrecon.dunsre.train import HELD_OUT_SEED, TrainConfig, make_family, run, sample_mask, simulate
+from pyrecon.figures import save_recon_figure
 from pyrecon.ops.sense import sense_adjoint
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "recon"
@@ -111,31 +112,6 @@ def train_net(cfg: TrainConfig, runs: Path, reuse: bool) -> tuple[dict, torch.Te
     return {**res, **eq, "seconds": seconds}, rec
 
 
-def save_comparison_png(path: Path, ref: torch.Tensor, recs: dict[str, torch.Tensor], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    t = ref.shape[0] // 2
-    vmax = float(ref.abs().max())
-    names = ["reference", *recs]
-    fig, axes = plt.subplots(2, len(names), figsize=(2.2 * len(names), 4.6), dpi=100)
-    for i, name in enumerate(names):
-        img = ref if name == "reference" else recs[name]
-        axes[0, i].imshow(img[t].abs().numpy(), cmap="gray", vmin=0, vmax=vmax)
-        axes[0, i].set_title(name, fontsize=8)
-        axes[1, i].imshow(5 * (img[t] - ref[t]).abs().numpy(), cmap="gray", vmin=0, vmax=vmax)
-        for ax in axes[:, i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[1, 0].set_ylabel("|error| × 5", fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--accels", type=int, nargs="+", default=[8, 12])
@@ -190,8 +166,8 @@ def main() -> int:
                 raw[ncfg.name] = m
         if not (args.quick or args.nets_only):
             RESULTS.mkdir(parents=True, exist_ok=True)
-            save_comparison_png(RESULTS / f"cine_phantom.R{accel}.png", ref, recs,
-                                f"validation phantom, frame {ref.shape[0] // 2}, R = {accel}")
+            save_recon_figure(RESULTS / f"cine_phantom.R{accel}.png", ref, recs, frame=ref.shape[0] // 2,
+                              title=f"validation phantom 0, R = {accel}")
     total = time.perf_counter() - t_all
     steps = base.epochs * -(-base.n_train // base.batch_size)
     header = (

@@ -30,6 +30,7 @@ from torch import Tensor
 import kernels.nvtx
 from kernels.runs import RunDir, atomic_write, capture_rng, plot_curves, restore_rng
 from pyrecon.dunsre.model import DUNSRE, DUNSREConfig
+from pyrecon.figures import save_recon_figure
 
 __all__ = [
     "PRESETS",
@@ -245,45 +246,6 @@ def _opt_unstate(sd: dict) -> dict:
     return {"state": {int(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
 
 
-def save_frame_png(path: str | Path, ref: Tensor, zf: Tensor, rec: Tensor, *, frame: int | None = None,
-                   title: str = "") -> Path:
-    """Reference / zero-filled / reconstruction / |error|×5 of one frame (magnitudes, the reference's
-    scale) and the x–t profiles through the centre column."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    t = ref.shape[0] // 2 if frame is None else frame
-    col = ref.shape[-1] // 2
-    vmax = float(ref.abs().max())
-    panels = [("reference", ref), ("zero-filled", zf), ("reconstruction", rec), ("|error| × 5", None)]
-    fig, axes = plt.subplots(2, 4, figsize=(10, 5.2), dpi=100)
-    for i, (name, img) in enumerate(panels):
-        if img is None:
-            frame_img, prof = 5 * (rec[t] - ref[t]).abs(), 5 * (rec[:, :, col] - ref[:, :, col]).abs()
-        else:
-            frame_img, prof = img[t].abs(), img[:, :, col].abs()
-        axes[0, i].imshow(frame_img.numpy(), cmap="gray", vmin=0, vmax=vmax)
-        axes[0, i].set_title(name, fontsize=9)
-        axes[1, i].imshow(prof.T.numpy(), cmap="gray", vmin=0, vmax=vmax, aspect="auto")
-        axes[1, i].set_xlabel("frame", fontsize=8)
-        for ax in axes[:, i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[1, 0].set_ylabel("y (x–t profile)", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
 def run(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
         progress: bool = True, stop_after: int | None = None) -> tuple[DUNSRE, dict]:
     """Train with a run directory (module docstring); returns the model and the last validation
@@ -344,8 +306,8 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrit
                 {"validation PSNR (dB)": [(r["epoch"], r["val_psnr"]) for r in ms],
                  "zero-filled PSNR (dB)": [(r["epoch"], r["val_zf_psnr"]) for r in ms]},
                 xlabel="epoch", ylabel="dB", title=f"{cfg.name}: R = {cfg.accel}")
-    title = f"{cfg.name}, R = {cfg.accel}: PSNR {res['psnr']:.2f} dB (zero-filled {res['zf_psnr']:.2f})"
-    save_frame_png(rd.path / "val_frame.png", ref, zf, rec, title=title)
+    save_recon_figure(rd.path / "val_frame.png", ref, {"zero-filled": zf, cfg.name: rec},
+                      frame=cfg.frames // 2, title=f"{cfg.name}, R = {cfg.accel}, validation phantom 0")
     atomic_write(rd.path / "results.json", (json.dumps(res, indent=2) + "\n").encode())
     return model, res
 

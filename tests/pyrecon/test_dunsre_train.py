@@ -4,7 +4,6 @@ entry writes a run directory, and a tiny CPU run beats zero-filled PSNR."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 
@@ -13,11 +12,9 @@ import torch
 
 from pyrecon.dunsre.train import (
     TrainConfig,
-    add_arguments,
     build_model,
     evaluate,
     lr_at,
-    main,
     make_family,
     mse_loss,
     run,
@@ -108,19 +105,21 @@ def test_resume_gives_the_identical_curve(tmp_path):
         run(dataclasses.replace(cfg, lr=2e-3), tmp_path / "full", resume=True, progress=False)
 
 
-def test_cli_entry_writes_a_run_directory(tmp_path):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="dun-sre")
-    add_arguments(parser)
-    argv = ["--model", "plain-unrolled", "--runs-dir", str(tmp_path), "--epochs", "1", "--size", "16",
+@pytest.mark.parametrize("model", ["plain-unrolled", "dun-sre"])
+def test_cli_train_writes_a_run_directory(tmp_path, model):
+    from pyrecon.cli import main as cli_main
+
+    argv = ["train", "--model", model, "--runs-dir", str(tmp_path), "--epochs", "1", "--size", "16",
             "--frames", "4", "--coils", "2", "--stages", "2", "--features", "2", "--dc-features", "2",
             "--n-train", "1", "--n-val", "1", "--center-lines", "2", "--accel", "4"]
-    assert main(parser.parse_args(argv)) == 0
-    rd = tmp_path / "plain-unrolled"
+    assert cli_main(argv) == 0
+    rd = tmp_path / model
     for name in ("config.json", "metrics.jsonl", "checkpoint.safetensors", "curves.png", "val_frame.png",
                  "results.json"):
         assert (rd / name).is_file(), name
-    assert json.loads((rd / "config.json").read_text())["equivariant"] is False
+    assert json.loads((rd / "config.json").read_text())["equivariant"] is (model == "dun-sre")
+    assert cli_main(argv + ["--resume"]) == 0  # a finished run resumes to the same results
+    assert len((rd / "metrics.jsonl").read_text().splitlines()) == 1
 
 
 def test_tiny_run_beats_zero_filled(tmp_path):
