@@ -197,6 +197,16 @@ def main() -> int:
         lines.append(f"| {r['R']} | {r['method']} | {r['psnr']:.2f} | {r['psnr_complex']:.2f} | "
                      f"{r['ssim']:.3f} | {r['nmse']:.4f} | "
                      f"{eq1} | {eq2} | {r['settings']} | {r['seconds']:.0f} |")
+    lines.append("")
+    for accel in args.accels:
+        gains = {}
+        for key in ("psnr", "ssim"):
+            eq = [r[key] for r in table if r["R"] == accel and r["method"] == "DUN-SRE"]
+            plain = [r[key] for r in table if r["R"] == accel and r["method"] == "plain unrolled"]
+            gains[key] = [a - b for a, b in zip(eq, plain, strict=True)]
+        per_seed = ", ".join(f"{g:+.2f}" for g in gains["psnr"])
+        lines.append(f"R = {accel}: DUN-SRE − plain, PSNR {sum(gains['psnr']) / len(gains['psnr']):+.2f} dB "
+                     f"(per seed {per_seed}), SSIM {sum(gains['ssim']) / len(gains['ssim']):+.3f}.  ")
     text = "\n".join(lines) + "\n"
     print(text)
     if not (args.quick or args.nets_only):
