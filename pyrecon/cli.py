@@ -76,6 +76,9 @@ def _add_recon_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=96, help="phantom image size (square)")
     p.add_argument("--center-lines", type=int, default=8)
     p.add_argument("--seed", type=int, default=0, help="phantom, coil and mask seed")
+    p.add_argument(
+        "--snr", type=float, default=None, help="add k-space noise at this SNR in dB (default none)"
+    )
     p.add_argument("--cg-iters", type=int, default=20)
     p.add_argument("--cg-lam", type=float, default=1e-3)
     p.add_argument("--ls-iters", type=int, default=50)
@@ -118,6 +121,10 @@ def _recon(args: argparse.Namespace) -> int:
         smaps = coil_maps(C, H, W, seed=args.seed)[None]
     mask = kt_mask(T, H, W, args.accel, center_lines=args.center_lines, seed=args.seed + 1)
     y = sense_forward(ref[None], smaps, mask)
+    if args.snr is not None:
+        from pyrecon.data.phantoms import add_kspace_noise
+
+        y = add_kspace_noise(y, mask, snr_db=args.snr, seed=args.seed + 2)
     name = args.name or f"recon-R{args.accel:g}-seed{args.seed}"
     run = RunDir(Path(args.runs) / name, overwrite=args.overwrite)
     run.write_config({k: v for k, v in vars(args).items() if not k.startswith("_")})

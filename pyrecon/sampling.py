@@ -135,7 +135,9 @@ def vista_mask(T: int, H: int, W: int, accel: float, *, seed: int = 0, power: fl
     return torch.from_numpy(lines)[:, :, None].expand(T, H, W).contiguous()
 
 
-def radial_trajectory(spokes: int, readout: int, frames: int = 1, *, golden: bool = True) -> Tensor:
+def radial_trajectory(
+    spokes: int, readout: int, frames: int = 1, *, golden: bool = True, source: str = "pyrecon"
+) -> Tensor:
     """Radial k-space trajectory k (frames, spokes·readout, 2) in radians per pixel, in [-π, π].
 
     Spoke s of frame f (global index g = f·spokes + s) has angle θ_g = g·π/φ (golden angle 111.25°,
@@ -144,10 +146,23 @@ def radial_trajectory(spokes: int, readout: int, frames: int = 1, *, golden: boo
     k = κ_r (sin θ, cos θ): k[..., 0] pairs with image axis -2 (ky), k[..., 1] with axis -1 (kx), as
     :func:`kernels.nufft2d_type2` expects for an image (..., H, W).
 
+    ``source="phantominator"`` takes the spokes from ``phantominator.radial`` instead (readout points
+    linspace(−1, 1)·readout/2 in cycles per field of view, so κ spans [−π, π] inclusive; its golden
+    angle is π(3 − √5) ≈ 137.5°, its uniform angles π·s/(frames·spokes) across all frames), converted
+    to radians per pixel for an image of size ``readout`` and to the same (ky, kx) order.
+
     Returns: float64 (frames, spokes·readout, 2) on the CPU.
     """
     spokes, readout = _check_int(spokes, "spokes", 1), _check_int(readout, "readout", 2)
     frames = _check_int(frames, "frames", 1)
+    if source == "phantominator":
+        from phantominator import radial
+
+        kx, ky = radial(readout, spokes * frames, golden=golden)
+        k = np.stack([ky, kx], axis=-1) * (2 * math.pi / readout)
+        return torch.from_numpy(k).reshape(frames, spokes * readout, 2)
+    if source != "pyrecon":
+        raise ValueError(f"source must be 'pyrecon' or 'phantominator', got {source!r}")
     g = torch.arange(frames * spokes, dtype=torch.float64).reshape(frames, spokes)
     theta = g * GOLDEN_ANGLE if golden else (g % spokes) * (math.pi / spokes)
     kr = 2 * math.pi * (torch.arange(readout, dtype=torch.float64) - readout / 2) / readout

@@ -7,6 +7,7 @@ evaluation seeds, then every method is scored on seeds 0–2 (phantom, coil maps
 from the seed). Writes benchmarks/results/recon/baselines.md and a PNG of one frame.
 
     python benchmarks/recon/baselines.py                 # ~3-5 min at 1 thread
+    python benchmarks/recon/baselines.py --snr 30        # with complex Gaussian k-space noise at 30 dB
     python benchmarks/recon/baselines.py --seeds 1 --no-sweep    # a quick look
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from pyrecon.baselines import cg_sense, lplus_s, zero_filled
-from pyrecon.data.phantoms import cine_phantom, coil_maps
+from pyrecon.data.phantoms import add_kspace_noise, cine_phantom, coil_maps
 from pyrecon.figures import save_recon_figure
 from pyrecon.metrics import psnr, ssim
 from pyrecon.ops.sense import sense_forward
@@ -36,11 +37,14 @@ LS_GRID = list(itertools.product([0.03, 0.1, 0.3], [0.002, 0.005, 0.01]))  # (λ
 DEFAULTS = {"cg_lam": 1e-3, "lam_l": 0.1, "lam_s": 0.005}
 
 
-def problem(seed: int, accel: float, frames: int, coils: int, size: int):
+def problem(seed: int, accel: float, frames: int, coils: int, size: int, snr: float | None = None):
     x, _ = cine_phantom(frames, size, size, seed=seed)
     smaps = coil_maps(coils, size, size, seed=seed)[None]
     mask = kt_mask(frames, size, size, accel, seed=seed + 1000)
-    return x, smaps, mask, sense_forward(x[None], smaps, mask)
+    y = sense_forward(x[None], smaps, mask)
+    if snr is not None:
+        y = add_kspace_noise(y, mask, snr_db=snr, seed=seed + 2000)
+    return x, smaps, mask, y
 
 
 def run_methods(x, smaps, mask, y, cfg, cg_iters, ls_iters):
@@ -66,19 +70,21 @@ def main() -> int:
     ap.add_argument("--cg-iters", type=int, default=20)
     ap.add_argument("--ls-iters", type=int, default=50)
     ap.add_argument("--no-sweep", action="store_true", help="use the defaults instead of the grids")
+    ap.add_argument("--snr", type=float, default=None, help="k-space noise SNR in dB (default: noise-free)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/results/recon")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    stem = "baselines" if args.snr is None else f"baselines_snr{args.snr:g}"
     start = time.perf_counter()
 
     chosen, sweep_rows = {}, []
     for accel in args.accels:
         cfg = dict(DEFAULTS)
         if not args.no_sweep:
-            x, smaps, mask, y = problem(SELECTION_SEED, accel, args.frames, args.coils, args.size)
+            x, smaps, mask, y = problem(SELECTION_SEED, accel, args.frames, args.coils, args.size, args.snr)
             cg_scores = {}
             for lam in CG_LAMS:
                 cg_scores[lam] = psnr(x, cg_sense(y, smaps, mask, iters=args.cg_iters, lam=lam)[0])
@@ -96,7 +102,7 @@ def main() -> int:
     achieved = {}
     for accel in args.accels:
         for seed in range(args.seeds):
-            x, smaps, mask, y = problem(seed, accel, args.frames, args.coils, args.size)
+            x, smaps, mask, y = problem(seed, accel, args.frames, args.coils, args.size, args.snr)
             achieved.setdefault(accel, []).append(acceleration(mask))
             recs, secs = run_methods(x, smaps, mask, y, chosen[accel], args.cg_iters, args.ls_iters)
             for name, rec in recs.items():
@@ -108,7 +114,7 @@ def main() -> int:
                 )
             if seed == 0 and accel == max(args.accels):
                 save_recon_figure(
-                    out / "baselines.png",
+                    out / f"{stem}.png",
                     x,
                     recs,
                     frame=args.frames // 2,
@@ -122,13 +128,14 @@ def main() -> int:
         ).stdout.strip()
     except OSError:
         commit = "?"
+    snr_flag = "" if args.snr is None else f" --snr {args.snr:g}"
     lines = [
         f"# Classical baselines on the cine phantom ({args.frames} frames, {args.coils} coils, "
-        f"{args.size}², k-t masks)",
+        f"{args.size}², k-t masks, {'noise-free' if args.snr is None else f'k-space SNR {args.snr:g} dB'})",
         "",
         f"Date {datetime.date.today()}, machine {platform.machine()} ({platform.processor() or 'cpu'}), "
         f"torch {torch.__version__}, {args.threads} thread(s), commit {commit}, total {total:.0f} s. "
-        f"Command: `python benchmarks/recon/baselines.py`.",
+        f"Command: `python benchmarks/recon/baselines.py{snr_flag}`.",
         "",
         f"Phantom, coil maps and mask drawn from seeds 0–{args.seeds - 1}; weights chosen on seed "
         f"{SELECTION_SEED} ({'grid sweep' if not args.no_sweep else 'defaults, no sweep'}). "
@@ -160,8 +167,8 @@ def main() -> int:
             ls_text = ", ".join(f"({a:g}, {b:g}): {v:.2f}" for (a, b), v in ls_scores.items())
             lines.append(f"- R={accel:g} CG-SENSE: {cg_text}")
             lines.append(f"- R={accel:g} L+S (λ_L, λ_S): {ls_text}")
-    lines += ["", "![frame](baselines.png)", ""]
-    (out / "baselines.md").write_text("\n".join(lines))
+    lines += ["", f"![frame]({stem}.png)", ""]
+    (out / f"{stem}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
 

@@ -1,5 +1,5 @@
 """Data without downloads (numerical phantoms, coil maps) and loaders for local real-data files."""
 
-from pyrecon.data.phantoms import cine_phantom, coil_maps
+from pyrecon.data.phantoms import add_kspace_noise, cine_phantom, coil_maps, random_cine_params
 
-__all__ = ["cine_phantom", "coil_maps"]
+__all__ = ["add_kspace_noise", "cine_phantom", "coil_maps", "random_cine_params"]

@@ -201,3 +201,37 @@ def coil_maps(C: int, H: int, W: int, *, seed: int = 0, dtype: torch.dtype = tor
     s = torch.stack(maps)
     s = s / (s.abs() ** 2).sum(dim=0, keepdim=True).sqrt()
     return s.to(dtype)
+
+
+def add_kspace_noise(y: Tensor, mask: Tensor, *, snr_db: float, seed: int = 0) -> Tensor:
+    """Add circular complex Gaussian noise to the sampled entries of k-space.
+
+    σ² = P / 10^{snr_db/10}, P = mean |y|² over the sampled entries (mask ≠ 0, broadcast to y's frames
+    and coils as in the SENSE operators); the noise n = σ (a + i b)/√2, a, b ~ N(0, 1), so E|n|² = σ².
+    Entries outside the mask stay 0.
+
+    Args:
+        y: complex (B, T, C, H, W) masked k-space.
+        mask: real, broadcastable to (B, T, H, W).
+        snr_db: signal-to-noise ratio in dB (per sampled entry).
+        seed: the noise draw (a torch.Generator on the CPU).
+
+    Returns: noisy y, same shape and dtype.
+    """
+    if not isinstance(y, Tensor) or not y.is_complex() or y.dim() != 5:
+        raise ValueError(f"y must be complex (B, T, C, H, W), got {getattr(y, 'shape', type(y))}")
+    if not isinstance(snr_db, numbers.Real) or not math.isfinite(snr_db):
+        raise ValueError(f"snr_db must be a finite number, got {snr_db!r}")
+    if not isinstance(mask, Tensor) or mask.is_complex() or mask.dim() > 4:
+        raise ValueError(
+            f"mask must be real and broadcastable to (B, T, H, W), got {getattr(mask, 'shape', mask)}"
+        )
+    m = mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape)).unsqueeze(2).to(y.device)
+    sampled = (m != 0).expand_as(y)
+    if not bool(sampled.any()):
+        raise ValueError("mask samples nothing")
+    power = (y.abs() ** 2)[sampled].mean()
+    sigma = torch.sqrt(power / 10 ** (snr_db / 10))
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(y.shape, dtype=y.dtype, generator=g).to(y.device)  # complex randn: E|n|² = 1
+    return y + sigma * noise * sampled

@@ -64,3 +64,15 @@ def test_baselines_reject_bad_arguments(problem):
         lplus_s(y, smaps, mask, lam_s=-1)
     with pytest.raises(ValueError, match="y must be"):
         zero_filled(x, smaps, mask)
+
+
+def test_batched_items_are_reconstructed_independently(problem):
+    # one CG (and one L+S threshold) per batch item: a batch of two equals the items run alone
+    x, smaps, mask, y = problem
+    x2, _ = cine_phantom(8, 48, 48, seed=5)
+    y2 = sense_forward(x2[None], smaps, mask)
+    both = torch.cat([y, y2])
+    for fn in (lambda v: cg_sense(v, smaps, mask, iters=5), lambda v: lplus_s(v, smaps, mask, iters=3)):
+        batch = fn(both)
+        torch.testing.assert_close(batch[:1], fn(y), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(batch[1:], fn(y2), rtol=1e-4, atol=1e-5)

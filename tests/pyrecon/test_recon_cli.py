@@ -101,7 +101,18 @@ def test_recon_on_an_hdf5_file(tmp_path, capsys):
     path = tmp_path / "scan.h5"
     with h5py.File(path, "w") as f:
         f["kspace"] = k.astype(np.complex64)
-    argv = ["recon", "--h5", str(path), "--accel", "4", "--baseline", "zero-filled", "cg-sense"]
+    argv = [
+        "recon",
+        "--h5",
+        str(path),
+        "--accel",
+        "4",
+        "--baseline",
+        "zero-filled",
+        "cg-sense",
+        "--snr",
+        "30",
+    ]
     argv += ["--cg-iters", "5", "--runs", str(tmp_path), "--name", "h5run", "--center-lines", "8"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out

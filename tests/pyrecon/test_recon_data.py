@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pyrecon.data.phantoms import cine_phantom, coil_maps, random_cine_params
+from pyrecon.data.phantoms import add_kspace_noise, cine_phantom, coil_maps, random_cine_params
 from pyrecon.sampling import GOLDEN_ANGLE, acceleration, kt_mask, radial_trajectory, vista_mask
 
 # ---- cine phantom ---------------------------------------------------------------------------------
@@ -68,6 +68,22 @@ def test_coil_maps_normalized_smooth_and_distinct():
     assert not torch.equal(coil_maps(4, 8, 8, seed=0), coil_maps(4, 8, 8, seed=1))
     with pytest.raises(ValueError, match="C must be"):
         coil_maps(0, 8, 8)
+
+
+def test_add_kspace_noise_hits_the_snr_and_keeps_the_mask():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(1, 4, 3, 32, 16, dtype=torch.complex128, generator=g)
+    mask = kt_mask(4, 32, 16, 4, seed=0)
+    y = y * mask[None, :, None]
+    noisy = add_kspace_noise(y, mask, snr_db=10.0, seed=1)
+    noise = noisy - y
+    sampled = mask[None, :, None].expand_as(y) != 0
+    assert torch.equal(noise[~sampled], torch.zeros_like(noise[~sampled]))
+    snr = 10 * torch.log10((y.abs() ** 2)[sampled].mean() / (noise.abs() ** 2)[sampled].mean())
+    assert abs(float(snr) - 10.0) < 0.3
+    assert torch.equal(noisy, add_kspace_noise(y, mask, snr_db=10.0, seed=1))
+    with pytest.raises(ValueError, match="snr_db"):
+        add_kspace_noise(y, mask, snr_db=float("nan"))
 
 
 # ---- masks and trajectories -----------------------------------------------------------------------
@@ -145,3 +161,16 @@ def test_radial_trajectory():
             [math.pi / 4 * math.sin(math.pi / 4), math.pi / 4 * math.cos(math.pi / 4)], dtype=torch.float64
         ),
     )
+
+
+def test_radial_trajectory_from_phantominator():
+    k = radial_trajectory(3, 16, frames=2, golden=False, source="phantominator")
+    assert k.shape == (2, 48, 2) and k.dtype == torch.float64
+    assert k.abs().max() <= math.pi + 1e-12
+    # uniform angles π·s/6 over all 6 spokes: spoke 0 lies along kx from −π to π
+    torch.testing.assert_close(k[0, :16, 0], torch.zeros(16, dtype=torch.float64))
+    torch.testing.assert_close(k[0, :16, 1], torch.linspace(-math.pi, math.pi, 16, dtype=torch.float64))
+    # spoke 3 (the first of frame 1) is at π/2: along ky
+    torch.testing.assert_close(k[1, :16, 1], torch.zeros(16, dtype=torch.float64), atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="source"):
+        radial_trajectory(3, 16, source="bart")
