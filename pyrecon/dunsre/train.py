@@ -77,7 +77,7 @@ class TrainConfig:
     size: int = 32
     coils: int = 4
     accel: int = 8
-    mask: str = "kt"  # "kt" (pyrecon.sampling.kt_mask) or "vista" (vista_mask)
+    mask: str = "kt"  # "kt" (pyrecon.sampling.kt_mask) or "vista" (vista_mask, e.g. at R = 16, 20)
     center_lines: int = 4
     noise_std: float = 0.0
     n_train: int = 8
@@ -172,8 +172,6 @@ def sample_mask(cfg: TrainConfig, seed: int) -> Tensor:
     from pyrecon import sampling
 
     if cfg.mask == "vista":
-        if not hasattr(sampling, "vista_mask"):
-            raise NotImplementedError("mask='vista' needs pyrecon.sampling.vista_mask (not there yet)")
         return sampling.vista_mask(cfg.frames, cfg.size, cfg.size, cfg.accel, seed=seed)
     t, n = cfg.frames, cfg.size
     return sampling.kt_mask(t, n, n, cfg.accel, center_lines=cfg.center_lines, seed=seed)

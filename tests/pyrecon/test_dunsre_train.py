@@ -18,6 +18,7 @@ from pyrecon.dunsre.train import (
     make_family,
     mse_loss,
     run,
+    sample_mask,
     train_step,
 )
 
@@ -61,6 +62,17 @@ def test_family_split_is_disjoint():
         assert all(not torch.equal(x_val, x_tr) for x_tr, _ in train)
     with pytest.raises(ValueError, match="split must be"):
         make_family(cfg, "test")
+
+
+@pytest.mark.parametrize("kind", ["kt", "vista"])
+def test_sample_mask_kinds(kind):
+    from pyrecon.sampling import acceleration
+
+    cfg = TrainConfig(**{**TINY, "size": 32, "frames": 8, "accel": 8, "mask": kind})
+    m = sample_mask(cfg, 3)
+    assert m.shape == (8, 32, 32)
+    assert 6 <= acceleration(m) <= 10
+    assert not torch.equal(m, sample_mask(cfg, 4))
 
 
 def test_one_step_lowers_the_loss():
