@@ -41,6 +41,7 @@ __all__ = [
     "load_state",
     "plot_curves",
     "restore_rng",
+    "save_figure",
     "save_state",
 ]
 
@@ -320,10 +321,22 @@ def plot_curves(path: str | os.PathLike, series: Mapping[str, Iterable[tuple[flo
     if len(series) > 1:
         ax.legend()
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike, **savefig_kwargs) -> Path:
+    """Write a matplotlib figure atomically (a temporary file in the same folder, then ``os.replace``,
+    so a reader never sees half a PNG), create the folder, close the figure; returns the path."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, **savefig_kwargs)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
     return path

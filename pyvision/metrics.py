@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kernels.runs import save_figure
+
 __all__ = [
     "auc",
     "calibration",
@@ -159,10 +161,4 @@ def plot_calibration(path: str | os.PathLike, curves: dict[str, dict], title: st
         ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)

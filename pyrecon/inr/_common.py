@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from kernels.nn import HashGridEncoding
+from kernels.runs import save_figure
 
 
 class HashMLP(nn.Module):
@@ -104,8 +105,6 @@ def save_image_grid(path, panels: list[tuple[str, Tensor]], *, ncols: int, cmap:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
-    import os
-    from pathlib import Path
 
     import matplotlib.pyplot as plt
 
@@ -119,12 +118,7 @@ def save_image_grid(path, panels: list[tuple[str, Tensor]], *, ncols: int, cmap:
         ax.set_title(title, fontsize=8)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def fit_loop(model: nn.Module, loss_fn, *, iters: int, lr: float, seed: int, log_every: int,

@@ -185,14 +185,24 @@ def fit_hash_inr(data: DynamicData, cfg: HashINRConfig, *, run: RunDir | None = 
 
 def run(cfg: HashINRConfig, out_dir: Path, *, resume: bool = False, overwrite: bool = False,
         progress: bool = True) -> dict:
+    return run_dynamic(cfg, out_dir, fit_hash_inr, label="hash INR",
+                       loss_keys=("loss", "dc", "tv", "lowrank"), resume=resume, overwrite=overwrite,
+                       progress=progress)
+
+
+def run_dynamic(cfg, out_dir: Path, fit, *, label: str, loss_keys: tuple[str, ...], resume: bool = False,
+                overwrite: bool = False, progress: bool = True) -> dict:
+    """One dynamic-MRI INR fit as a run (hash INR, TenF-INR): simulate from ``cfg``, ``fit(data, cfg, run=,
+    resume=, progress=) -> (images, records)``, then recon.png (truth / zero-filled / recon / error of the
+    middle frame), loss.png and summary.json (time, image nRMSE, zero-filled nRMSE) in ``out_dir``."""
     from pyrecon.inr._common import open_run, save_image_grid
 
     rd = open_run(cfg, out_dir, resume=resume, overwrite=overwrite)
-    with kernels.nvtx.range("hash_inr.simulate"):
+    with kernels.nvtx.range(f"{label}.simulate"):
         data = simulate_dynamic(cfg.frames, cfg.size, cfg.coils, cfg.accel, center_lines=cfg.center_lines,
                                 noise=cfg.noise, seed=cfg.seed, spokes=cfg.spokes)
     t0 = time.perf_counter()
-    images, records = fit_hash_inr(data, cfg, run=rd, resume=resume, progress=progress)
+    images, records = fit(data, cfg, run=rd, resume=resume, progress=progress)
     elapsed = time.perf_counter() - t0
     zf = data.zero_filled()
     summary = {"time_s": elapsed,
@@ -200,14 +210,23 @@ def run(cfg: HashINRConfig, out_dir: Path, *, resume: bool = False, overwrite: b
                "zero_filled_nrmse": float((zf - data.images).norm() / data.images.norm())}
     mid = cfg.frames // 2
     save_image_grid(rd.path / "recon.png", [("truth", data.images[mid].abs()), ("zero-filled", zf[mid].abs()),
-                                            ("hash INR", images[mid].abs()),
+                                            (label, images[mid].abs()),
                                             ("|error| x5", 5 * (images[mid] - data.images[mid]).abs())],
                     ncols=4, vmin=0.0, vmax=1.0)
-    plot_curves(rd.path / "loss.png", {k: [(r["iter"], r[k]) for r in records if k in r]
-                                       for k in ("loss", "dc", "tv", "lowrank")},
+    plot_curves(rd.path / "loss.png", {k: [(r["iter"], r[k]) for r in records if k in r] for k in loss_keys},
                 xlabel="iteration", ylabel="loss term", title=cfg.name, logy=True)
     (rd.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def main_dynamic(args: argparse.Namespace, config_cls, presets, run_fn, tag: str) -> int:
+    """The CLI body shared by the dynamic INR methods."""
+    cfg = config_from_args(args, config_cls, presets)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    s = run_fn(cfg, Path(args.out) / cfg.name, resume=args.resume, overwrite=args.overwrite)
+    print(f"{tag} nRMSE {s['nrmse']:.4f} (zero-filled {s['zero_filled_nrmse']:.4f}) in {s['time_s']:.1f}s")
+    return 0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -215,9 +234,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args, HashINRConfig, PRESETS)
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
-    s = run(cfg, Path(args.out) / cfg.name, resume=args.resume, overwrite=args.overwrite)
-    print(f"hash-inr nRMSE {s['nrmse']:.4f} (zero-filled {s['zero_filled_nrmse']:.4f}) in {s['time_s']:.1f}s")
-    return 0
+    return main_dynamic(args, HashINRConfig, PRESETS, run, "hash-inr")

@@ -34,8 +34,6 @@ Cartesian k-t or golden-angle radial sampling (``spokes`` > 0), through ``Dynami
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +41,9 @@ import torch
 from torch import Tensor
 
 import kernels.nvtx
-from kernels.runs import RunDir, plot_curves
-from pyrecon.inr._common import HashMLP, add_config_arguments, config_from_args, fit_loop
-from pyrecon.inr.hash_inr import DynamicData, simulate_dynamic
+from kernels.runs import RunDir
+from pyrecon.inr._common import HashMLP, add_config_arguments, fit_loop
+from pyrecon.inr.hash_inr import DynamicData, main_dynamic, run_dynamic
 
 __all__ = ["PRESETS", "PatchGroups", "TenFConfig", "TenFINR", "add_arguments", "aggregate", "block_match",
            "extract_groups", "fit_tenf", "main", "make_groups", "patch_positions", "tucker_groups"]
@@ -252,27 +250,8 @@ def fit_tenf(data: DynamicData, cfg: TenFConfig, *, prelim: Tensor | None = None
 
 def run(cfg: TenFConfig, out_dir: Path, *, resume: bool = False, overwrite: bool = False,
         progress: bool = True) -> dict:
-    from pyrecon.inr._common import open_run, save_image_grid
-
-    rd = open_run(cfg, out_dir, resume=resume, overwrite=overwrite)
-    data = simulate_dynamic(cfg.frames, cfg.size, cfg.coils, cfg.accel, center_lines=cfg.center_lines,
-                            noise=cfg.noise, seed=cfg.seed, spokes=cfg.spokes)
-    t0 = time.perf_counter()
-    images, records = fit_tenf(data, cfg, run=rd, resume=resume, progress=progress)
-    elapsed = time.perf_counter() - t0
-    zf = data.zero_filled()
-    summary = {"time_s": elapsed, "nrmse": float((images - data.images).norm() / data.images.norm()),
-               "zero_filled_nrmse": float((zf - data.images).norm() / data.images.norm())}
-    mid = cfg.frames // 2
-    save_image_grid(rd.path / "recon.png", [("truth", data.images[mid].abs()), ("zero-filled", zf[mid].abs()),
-                                            ("TenF-INR", images[mid].abs()),
-                                            ("|error| x5", 5 * (images[mid] - data.images[mid]).abs())],
-                    ncols=4, vmin=0.0, vmax=1.0)
-    plot_curves(rd.path / "loss.png", {k: [(r["iter"], r[k]) for r in records if k in r]
-                                       for k in ("loss", "dc", "tv")},
-                xlabel="iteration", ylabel="loss term", title=cfg.name, logy=True)
-    (rd.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    return run_dynamic(cfg, out_dir, fit_tenf, label="TenF-INR", loss_keys=("loss", "dc", "tv"),
+                       resume=resume, overwrite=overwrite, progress=progress)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -280,9 +259,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args, TenFConfig, PRESETS)
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
-    s = run(cfg, Path(args.out) / cfg.name, resume=args.resume, overwrite=args.overwrite)
-    print(f"tenf-inr nRMSE {s['nrmse']:.4f} (zero-filled {s['zero_filled_nrmse']:.4f}) in {s['time_s']:.1f}s")
-    return 0
+    return main_dynamic(args, TenFConfig, PRESETS, run, "tenf-inr")

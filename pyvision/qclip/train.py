@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 import kernels.nvtx
-from kernels.runs import RunDir, capture_rng, cosine_lr, plot_curves, restore_rng
+from kernels.runs import RunDir, capture_rng, cosine_lr, plot_curves, restore_rng, save_figure
 from pyvision.cli import add_config_arguments, config_from_args
 from pyvision.data.vqa import (
     SyntheticVQAConfig,
@@ -319,8 +319,7 @@ def _plots(run: RunDir, pred: np.ndarray, true: np.ndarray, last: dict) -> None:
     ax.set_ylabel("predicted score")
     ax.set_title(f"test: SRCC {last['test_srcc']:.3f}, PLCC {last['test_plcc']:.3f}")
     fig.tight_layout()
-    fig.savefig(run.path / "scatter.png")
-    plt.close(fig)
+    save_figure(fig, run.path / "scatter.png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
