@@ -81,6 +81,26 @@ def test_plot_writes_png(tmp_path):
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_save_figure_is_atomic_and_closes(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kernels.runs import save_figure
+
+    fig, _ = plt.subplots()
+    out = save_figure(fig, tmp_path / "sub" / "f.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)
+    assert sorted(x.name for x in out.parent.iterdir()) == ["f.png"]  # no temporary file left
+    fig, _ = plt.subplots()
+    with pytest.raises(ValueError):  # a failed write leaves neither a half file nor an open figure
+        save_figure(fig, tmp_path / "sub" / "g.png", format="no-such-format")
+    assert not plt.fignum_exists(fig.number)
+    assert sorted(x.name for x in out.parent.iterdir()) == ["f.png"]
+
+
 def test_cosine_lr_by_hand():
     from kernels.runs import cosine_lr
 
