@@ -12,8 +12,8 @@ samples then enters the Gram matrix exactly once per lag, so
     G = H(x)ᴴ H(x),   G[(c,a,b), (c',a',b')] = R_cc'(a'−a, b'−b),   R_cc'(d) = Σ_u conj(x_c[u]) x_c'[u+d]
 
 (the "Gram trick": G is (Ch·kh·kw)² and is built from (2kh−1)(2kw−1) lagged inner products without
-ever forming the P × Ch·kh·kw matrix). Its eigenvalues are the squared singular values of H(x), which
-gives the two low-rank penalties:
+ever forming the P × Ch·kh·kw matrix; all lags come from one zero-padded FFT cross-correlation).
+Its eigenvalues are the squared singular values of H(x), which gives the two low-rank penalties:
 
     nuclear:  ‖H(x)‖_* = Σ_i sqrt(λ_i(G))
     tail (fixed rank r):  ‖H(x) − P_r(H(x))‖_F² = Σ_{i>r} σ_i² = trace(G) − (sum of the r largest λ_i)
