@@ -12,8 +12,8 @@ samples then enters the Gram matrix exactly once per lag, so
     G = H(x)ᴴ H(x),   G[(c,a,b), (c',a',b')] = R_cc'(a'−a, b'−b),   R_cc'(d) = Σ_u conj(x_c[u]) x_c'[u+d]
 
 (the "Gram trick": G is (Ch·kh·kw)² and is built from (2kh−1)(2kw−1) lagged inner products without
-ever forming the P × Ch·kh·kw matrix). Its eigenvalues are the squared singular values of H(x), which
-gives the two low-rank penalties:
+ever forming the P × Ch·kh·kw matrix; all lags come from one zero-padded FFT cross-correlation).
+Its eigenvalues are the squared singular values of H(x), which gives the two low-rank penalties:
 
     nuclear:  ‖H(x)‖_* = Σ_i sqrt(λ_i(G))
     tail (fixed rank r):  ‖H(x) − P_r(H(x))‖_F² = Σ_{i>r} σ_i² = trace(G) − (sum of the r largest λ_i)
@@ -142,23 +142,21 @@ def hankel_adjoint(m: Tensor, shape: tuple[int, int, int], kernel) -> Tensor:
 
 def hankel_gram(x: Tensor, kernel) -> Tensor:
     """G = H(x)ᴴ H(x) (Ch·kh·kw, Ch·kh·kw) from the (2kh−1)(2kw−1) lagged cross-correlations
-    R_cc'(d) = Σ_u conj(x_c[u]) x_c'[u+d], never forming H(x). Differentiable."""
+    R_cc'(d) = Σ_u conj(x_c[u]) x_c'[u+d], never forming H(x). Differentiable.
+
+    All lags at once by FFT: with x zero-padded to L ≥ (H+kh−1, W+kw−1) (no wrap-around for
+    |d| < k), R_cc'(d) = ifft2(conj(fft2 x_c) · fft2 x_c')[d mod L] — one batched FFT instead of
+    (2kh−1)(2kw−1) shifted inner products."""
     kh, kw = _check_x(x, kernel)
     ch, h, w = x.shape
-    xp = _pad(x, kh, kw)
-    flat = x.reshape(ch, -1).conj()
-    lags = torch.stack([
-        torch.stack([
-            flat @ xp[:, kh - 1 + dy:kh - 1 + dy + h, kw - 1 + dx:kw - 1 + dx + w].reshape(ch, -1).T
-            for dx in range(-(kw - 1), kw)
-        ], dim=-1)
-        for dy in range(-(kh - 1), kh)
-    ], dim=-2)  # (Ch, Ch', 2kh−1, 2kw−1), lag index d + k − 1
+    lh, lw = h + kh - 1, w + kw - 1
+    spec = torch.fft.fft2(x, s=(lh, lw))  # (Ch, Lh, Lw)
+    corr = torch.fft.ifft2(spec.conj()[:, None] * spec[None])  # (Ch, Ch', Lh, Lw): R_cc'(d mod L)
     a = torch.arange(kh, device=x.device)
     b = torch.arange(kw, device=x.device)
-    dy = (a[None, :] - a[:, None] + kh - 1)  # (a, a') → a' − a + kh − 1
-    dx = (b[None, :] - b[:, None] + kw - 1)
-    g = lags[:, :, dy[:, None, :, None], dx[None, :, None, :]]  # (Ch, Ch', a, b, a', b')
+    dy = (a[None, :] - a[:, None]) % lh  # (a, a') → (a' − a) mod Lh
+    dx = (b[None, :] - b[:, None]) % lw
+    g = corr[:, :, dy[:, None, :, None], dx[None, :, None, :]]  # (Ch, Ch', a, b, a', b')
     g = g.permute(0, 2, 3, 1, 4, 5)  # (c, a, b, c', a', b')
     n = ch * kh * kw
     return g.reshape(n, n)
@@ -166,20 +164,44 @@ def hankel_gram(x: Tensor, kernel) -> Tensor:
 
 def hankel_lowrank_penalty(x: Tensor, kernel, *, rank: int | None = None, kind: str = "tail",
                            eps: float = 1e-12) -> Tensor:
-    """Low-rank penalty of H(x) from the eigenvalues of the Gram matrix (see the module docstring).
+    """Low-rank penalty of H(x) from the eigenvalues λ_i of the Gram matrix (see the module docstring).
 
     kind="tail": Σ_{i>rank} σ_i² (``rank`` required; 0 where H(x) has rank <= rank);
     kind="nuclear": Σ_i sqrt(max(λ_i, 0) + eps) (``rank`` ignored). Real scalar, differentiable.
-    """
-    g = hankel_gram(x, kernel)
-    lam = torch.linalg.eigvalsh(g)  # ascending, real
+
+    Cost. One ``eigh`` of G per call, outside autograd (differentiating ``eigvalsh`` would add a
+    backward through the (Ch·kh·kw)² eigendecomposition and through the Gram construction). The
+    gradient uses ∂λ_i/∂G = v_i v_iᴴ (distinct eigenvalues) with the eigenvectors v_i held fixed:
+
+        tail:    ∇ Σ_{i>r} λ_i = ∇ [kh·kw·‖x‖² − Σ_{i≤r} ‖H(x) v_i‖²]   (trace(G) = kh·kw·‖x‖²)
+        nuclear: ∇ Σ_i sqrt(λ_i + eps) = ∇ Re⟨W, G(x)⟩,  W = Σ_i v_i v_iᴴ / (2 sqrt(λ_i + eps))
+
+    (i ≤ r: the r largest), so the tail needs only r Hankel matvecs (a convolution) in the backward.
+    The returned value is the eigenvalue sum itself; the surrogate enters as s − s.detach()."""
+    kh, kw = _check_x(x, kernel)
+    n = x.size(0) * kh * kw
+    if kind == "tail" and (rank is None or not 0 <= int(rank) <= n):
+        raise ValueError(f"kind='tail' needs rank in 0..{n}, got {rank!r}")
+    if kind not in ("tail", "nuclear"):
+        raise ValueError(f"kind must be 'tail' or 'nuclear', got {kind!r}")
+    with torch.no_grad():
+        lam, vec = torch.linalg.eigh(hankel_gram(x.detach(), (kh, kw)))  # ascending
+        pos = lam.clamp_min(0)
+        value = pos[: n - int(rank)].sum() if kind == "tail" else torch.sqrt(pos + eps).sum()
+    if not x.requires_grad:
+        return value
     if kind == "tail":
-        if rank is None or not 0 <= int(rank) <= g.size(0):
-            raise ValueError(f"kind='tail' needs rank in 0..{g.size(0)}, got {rank!r}")
-        return lam[: g.size(0) - int(rank)].clamp_min(0).sum()
-    if kind == "nuclear":
-        return torch.sqrt(lam.clamp_min(0) + eps).sum()
-    raise ValueError(f"kind must be 'tail' or 'nuclear', got {kind!r}")
+        r = int(rank)
+        surrogate = kh * kw * x.abs().pow(2).sum()
+        if r > 0:
+            top = vec[:, n - r:].T.reshape(r, x.size(0), kh, kw).to(x.dtype)  # v_i as (Ch, kh, kw)
+            hv = _cconv2d(_pad(x, kh, kw).unsqueeze(0), top)  # (1, r, P): H(x) v_i for every i ≤ r
+            surrogate = surrogate - hv.abs().pow(2).sum()
+    else:
+        wts = torch.where(lam > 0, 0.5 / torch.sqrt(pos + eps), torch.zeros_like(pos))
+        wmat = (vec * wts.to(vec.dtype)) @ vec.conj().T
+        surrogate = (wmat.conj() * hankel_gram(x, (kh, kw))).sum().real
+    return value + (surrogate - surrogate.detach())
 
 
 def calibrate_spirit(acs: Tensor, kernel=(5, 5), *, lam: float = 1e-3) -> Tensor:

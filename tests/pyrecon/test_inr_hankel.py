@@ -115,3 +115,31 @@ def test_bad_input_raises():
         calibrate_spirit(_rand(2, 8, 8), (4, 3))
     with pytest.raises(ValueError, match="g must"):
         spirit_apply(_rand(2, 8, 8), _rand(3, 3, 3, 3))
+
+
+@pytest.mark.parametrize("kind,rank", [("tail", 4), ("tail", 0), ("nuclear", None)])
+def test_penalty_value_and_gradient_match_autograd_through_the_dense_svd(kind, rank):
+    # independent path: dense H(x), its singular values, autograd through svdvals
+    x = _rand(2, 5, 6, seed=13)
+    k = (3, 2)
+    xd = x.clone().requires_grad_(True)
+    s = torch.linalg.svdvals(hankel_matrix(xd, k))  # 6·2·... = 12 columns, all σ distinct here
+    ref = (s[rank:] ** 2).sum() if kind == "tail" else s.sum()
+    ref.backward()
+    xg = x.clone().requires_grad_(True)
+    val = hankel_lowrank_penalty(xg, k, rank=rank, kind=kind, eps=0.0)
+    val.backward()
+    torch.testing.assert_close(val, ref.detach())
+    torch.testing.assert_close(xg.grad, xd.grad)
+    # without grad the same value comes back (no surrogate)
+    torch.testing.assert_close(hankel_lowrank_penalty(x, k, rank=rank, kind=kind, eps=0.0), ref.detach())
+
+
+def test_fft_gram_has_no_wraparound_at_the_largest_lags():
+    # energy only in the first row/column and the last: the ±(k−1) lags couple them, and a circular
+    # correlation of too short a length would alias the two ends onto small lags
+    x = torch.zeros(1, 4, 4, dtype=DT)
+    x[0, 0, 0], x[0, 3, 3] = 1.0, 2.0 - 1.0j
+    for k in [(4, 4), (3, 2)]:
+        h = hankel_matrix(x, k)
+        torch.testing.assert_close(hankel_gram(x, k), h.conj().T @ h)

@@ -8,6 +8,8 @@ import torch
 from kernels.runs import RunDir
 from pyrecon.inr.t1rho import (
     PRESETS,
+    T1_MAX_MS,
+    T1_MIN_MS,
     T1RHO_MS_BY_T2,
     T1rhoConfig,
     add_arguments,
@@ -71,7 +73,28 @@ def test_map_errors_by_hand():
     assert e["nrmse"] == pytest.approx((9 + 9) ** 0.5 / (900 + 900 + 2025) ** 0.5)
     assert e["tissue1"]["mean"] == pytest.approx(30.0) and e["tissue1"]["std"] == pytest.approx(18 ** 0.5)
     assert e["tissue2"] == {"true": 45.0, "mean": 45.0, "std": 0.0, "n": 1}
-    assert "brain_nrmse" in e
+    assert e["bound_hits"] == 0 and "m0_nrmse" not in e
+
+
+def test_map_errors_m0_mask_and_bound_hits_by_hand():
+    labels = torch.tensor([[0, 1, 1], [2, 2, 2]])
+    true = torch.tensor([[0.0, 30.0, 30.0], [45.0, 45.0, 45.0]])
+    # a low-M0 voxel at the upper bound, one at the lower bound inside the mask, the background at the
+    # bound too (not tissue: not counted)
+    est = torch.tensor([[T1_MAX_MS, T1_MAX_MS, 30.0], [T1_MIN_MS, 48.0, 45.0]])
+    m0 = torch.tensor([[0.0, 0.1, 0.9], [1.0, 0.8, 0.3]])
+    e = map_errors(est, true, labels, m0, m0_frac=0.25)
+    # mask: M0 >= 0.25 → (0,2), (1,0), (1,1), (1,2); the (0,1) voxel (M0 0.1) is out
+    assert e["m0_voxels"] == 4
+    num = (0 + (T1_MIN_MS - 45) ** 2 + 9 + 0) ** 0.5
+    assert e["m0_nrmse"] == pytest.approx(num / (900 + 3 * 2025) ** 0.5)
+    assert e["bound_hits"] == 2 and e["m0_bound_hits"] == 1
+    all_num = ((T1_MAX_MS - 30) ** 2 + (T1_MIN_MS - 45) ** 2 + 9) ** 0.5
+    assert e["nrmse"] == pytest.approx(all_num / (2 * 900 + 3 * 2025) ** 0.5)
+    with pytest.raises(ValueError, match="m0_frac"):
+        map_errors(est, true, labels, m0, m0_frac=1.5)
+    with pytest.raises(ValueError, match="m0 must"):
+        map_errors(est, true, labels, m0[:, :2])
 
 
 def test_fit_lowers_dc_and_beats_zero_filled(data):
