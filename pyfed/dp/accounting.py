@@ -4,7 +4,8 @@ One round releases ``Σ_{i∈S_t} clip_C(R_i) + N(0, σ²C²·I)`` where S_t is 
 from N. Its privacy loss over T rounds, as (ε, δ)-DP, comes from a trusted library — we never write
 the RDP formulas ourselves:
 
-* ``sampling="without_replacement"`` (what the pyfed simulator does: S of N drawn uniformly, S fixed).
+* ``sampling="without_replacement"`` (the pyfed simulator's default ``FedConfig(sampling="fixed")``: S
+  of N drawn uniformly, S fixed).
   The neighbouring relation that fits a fixed S is *replace one client* (N and S are public); replacing
   one client's clipped residual moves the sum by at most ‖u − u'‖ ≤ 2C, so the Gaussian's noise
   multiplier relative to that sensitivity is z = σ/2. Accounted with dp-accounting's RDP of sampling
@@ -12,9 +13,9 @@ the RDP formulas ourselves:
 
       RDP_T(α) = T · RDP_wor(α; q, z = σ/2);     ε = min_α RDP_T(α) + log((α−1)/α) − (log δ + log α)/(α−1)
 
-  This is the accountant the DP algorithms use (``RoundAccountant``). It is pessimistic next to the
-  Poisson numbers below (doubled sensitivity, and an upper bound at fractional orders), but it is the
-  claim that holds for that sampler.
+  This is the accountant the DP algorithms use under fixed sampling (``RoundAccountant``). It is
+  pessimistic next to the Poisson numbers below (doubled sensitivity, and an upper bound at fractional
+  orders), but it is the claim that holds for that sampler.
 * ``sampling="poisson"`` (each client joins each round independently with probability q; add/remove
   one client, sensitivity C, z = σ): ``method="rdp"`` (dp-accounting), ``"rdp-opacus"``, ``"pld"``
   (dp-accounting) or ``"prv"`` (opacus). Valid only for a runtime that samples Poisson: the pyfed
