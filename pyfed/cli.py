@@ -36,6 +36,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, help=f"Dirichlet concentration ({d.alpha})")
     p.add_argument("--clients", type=int, help=f"N ({d.clients})")
     p.add_argument("--clients-per-round", "-S", type=int, help=f"S ({d.clients_per_round})")
+    p.add_argument(
+        "--sampling",
+        choices=("fixed", "poisson"),
+        help=f"clients per round: 'fixed' (S of N without replacement) or 'poisson' (each client joins "
+        f"independently with probability S/N; dp_* algorithms then account add/remove) ({d.sampling})",
+    )
     p.add_argument("--rounds", type=int, help=f"({d.rounds})")
     p.add_argument("--local-steps", "-K", type=int, help=f"K ({d.local_steps})")
     p.add_argument("--batch-size", type=int, help=f"({d.batch_size})")
@@ -99,6 +105,7 @@ def config_from_args(args: argparse.Namespace, algo: str) -> FedConfig:
             rounds=cfg.rounds,
             num_clients=cfg.clients,
             sample_size=cfg.clients_per_round,
+            sampling=cfg.sampling,
         )
     elif args.target_epsilon is not None or args.delta is not None:
         raise ValueError(f"--target-epsilon/--delta need a dp_* algorithm, got {cfg.algo!r}")

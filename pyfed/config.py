@@ -22,7 +22,8 @@ class FedConfig:
     partition: str = "dirichlet"  # "dirichlet" | "iid"
     alpha: float = 0.1  # Dirichlet concentration
     clients: int = 20  # N
-    clients_per_round: int = 5  # S (sampled without replacement each round)
+    clients_per_round: int = 5  # S (sampled without replacement each round), or E|S_t| under Poisson
+    sampling: str = "fixed"  # "fixed": S of N without replacement | "poisson": each client w.p. q = S/N
     rounds: int = 50
     local_steps: int = 10  # K
     batch_size: int = 32
@@ -58,6 +59,8 @@ class FedConfig:
             raise ValueError(
                 f"clients_per_round must be in [1, clients={self.clients}], got {self.clients_per_round}"
             )
+        if self.sampling not in ("fixed", "poisson"):
+            raise ValueError(f"sampling must be 'fixed' or 'poisson', got {self.sampling!r}")
         for name in ("rounds", "local_steps", "batch_size", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -3,10 +3,18 @@
 ``simulate(cfg)`` builds the data, partition, model and algorithm from a ``FedConfig`` and runs the
 rounds::
 
-    for each round r:   lr_r = schedule(r);  sample S of N clients without replacement
+    for each round r:   lr_r = schedule(r);  ids = sample_clients(cfg, sampler)
         payload = algo.client_payload(state)
         for each sampled client i:  message_i = algo.client_update(model, payload, client_i, local cfg)
         state = algo.server_aggregate(state, messages, server cfg);  evaluate;  log;  checkpoint
+
+Sampling (``cfg.sampling``): "fixed" draws S of N without replacement (a random permutation's first S);
+"poisson" lets each client join independently with probability q = S/N (one uniform per client, ids in
+increasing order), so a round has a Binomial(N, q) number of clients, possibly 0. An empty round leaves
+the state unchanged for ordinary algorithms (no aggregation; train_loss NaN); algorithms with
+``aggregates_empty_rounds = True`` (the dp_* algorithms: their noise is released whoever takes part)
+get ``server_aggregate(state, [], ...)``. An algorithm with a ``sampling`` hyperparameter (the dp_*
+algorithms' accountant) must agree with ``cfg.sampling``.
 
 Everything random is a function of ``cfg.seed``: the partition, the client sampler (its own generator,
 checkpointed), each client's batches in round r (a generator seeded by (seed, r, client id), so a
@@ -37,7 +45,7 @@ from pyfed.data.datasets import Dataset, augment, load_dataset
 from pyfed.data.partition import dirichlet_partition, iid_partition, split_clients
 from pyfed.models import build_model
 
-__all__ = ["Federation", "build_federation", "evaluate", "simulate"]
+__all__ = ["Federation", "build_federation", "evaluate", "sample_clients", "simulate"]
 
 
 @dataclass
@@ -75,6 +83,15 @@ def _client_seed(seed: int, round_: int, cid: int) -> int:
     return int(np.random.SeedSequence([seed, round_, cid]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def sample_clients(cfg: FedConfig, sampler: torch.Generator) -> list[int]:
+    """This round's client ids from the sampler generator: ``randperm(N)[:S]`` ("fixed") or the ids whose
+    uniform draw is < q = S/N ("poisson": each independently, in increasing order, possibly none)."""
+    if cfg.sampling == "poisson":
+        u = torch.rand(cfg.clients, generator=sampler, dtype=torch.float64)
+        return torch.nonzero(u < cfg.clients_per_round / cfg.clients).flatten().tolist()
+    return torch.randperm(cfg.clients, generator=sampler)[: cfg.clients_per_round].tolist()
+
+
 def build_federation(cfg: FedConfig) -> Federation:
     cfg.validate()
     if cfg.threads is not None:
@@ -96,6 +113,12 @@ def build_federation(cfg: FedConfig) -> Federation:
     model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
     eval_model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
     algo = make_algorithm(cfg.algo, **cfg.algo_args)
+    algo_sampling = getattr(algo, "sampling", None)
+    if algo_sampling is not None and algo_sampling != cfg.sampling:
+        raise ValueError(
+            f"{cfg.algo} accounts sampling={algo_sampling!r} but the run samples {cfg.sampling!r}: set "
+            f"algo_args['sampling'] = {cfg.sampling!r} (the CLI's --sampling does it)"
+        )
     base_lr = cfg.lr if cfg.lr is not None else algo.default_lr
     pooled = torch.from_numpy(np.concatenate([s.test for s in splits])).to(device)
     return Federation(
@@ -209,7 +232,7 @@ def simulate(
 def _one_round(fed: Federation, state, client_states, sampler, round_: int) -> dict[str, Any]:
     cfg, algo = fed.cfg, fed.algo
     lr = lr_at(cfg, fed.base_lr, round_)
-    ids = torch.randperm(cfg.clients, generator=sampler)[: cfg.clients_per_round].tolist()
+    ids = sample_clients(cfg, sampler)
     payload = algo.client_payload(state)
     local = LocalConfig(lr=lr, local_steps=cfg.local_steps, round=round_, grad_clip=cfg.grad_clip)
     messages, pending = [], {}
@@ -225,14 +248,15 @@ def _one_round(fed: Federation, state, client_states, sampler, round_: int) -> d
     server = ServerConfig(
         lr=lr, local_steps=cfg.local_steps, round=round_, num_clients=cfg.clients, weighting=cfg.weighting
     )
-    with kernels.nvtx.range("aggregate"):
-        state = algo.server_aggregate(state, messages, server)
+    if messages or getattr(algo, "aggregates_empty_rounds", False):
+        with kernels.nvtx.range("aggregate"):
+            state = algo.server_aggregate(state, messages, server)
     client_states.update(pending)
     record: dict[str, Any] = {
         "round": round_ + 1,
         "lr": lr,
         "clients": ids,
-        "train_loss": float(np.mean([m["loss"] for m in messages])),
+        "train_loss": float(np.mean([m["loss"] for m in messages])) if messages else float("nan"),
         "bytes_down": nbytes(payload) * len(ids),
         "bytes_up": sum(nbytes(m) for m in messages),
         "_state": state,

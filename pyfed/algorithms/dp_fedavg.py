@@ -6,10 +6,11 @@ Client i (K local steps from the global x, η the round's learning rate) sends i
     u_i = clip_C(m ⊙ R_i)                        m = 1, or FedSMP's public random mask
     distributed mode only:  u_i ← m ⊙ (u_i + (σC/√S)·z_i),  z_i from the client's own secret seed
 
-Server, S = number of messages, z from (noise_seed, round) — a hyperparameter, never client data::
+Server, z from (noise_seed, round) — a hyperparameter, never client data; S = the number of messages
+under fixed-size sampling, S = qN = ``sample_size`` (the EXPECTED count, public) under Poisson sampling::
 
     central:      Δ̄ = m ⊙ (Σ_i clip_C(u_i) + σC·z) / S        (kernels.clip_and_noise_sum)
-    distributed:  Δ̄ = Σ_i u_i / S
+    distributed:  Δ̄ = Σ_i u_i / S                            (fixed-size sampling only)
     Δ̄ ← post-processing (Laplacian smoothing for -LS, DP-FedPGN's public drift term);   x ← x − η_g·Δ̄
 
 Local training: DP-FedAvg and DP-FedSMP plain SGD; DP-FedSAM SAM with radius ρ (gradient at
@@ -17,11 +18,20 @@ x + ρ·g/‖g‖). The whole message (every trainable parameter) is one vector 
 bound C fixed before training, so one client's contribution to the sum has ℓ2 norm <= C. Models with
 running statistics (BatchNorm buffers) are refused: they are client data that would need noise too.
 
-Privacy (pyfed.dp.accounting): the simulator samples S of N clients without replacement, so the
-accountant is RDP of sampling without replacement under replace-one (sensitivity 2C, z = σ/2),
-q = S/N, composed over the rounds done; ε at ``delta`` is in ``round_metrics`` and ``should_stop``
-ends training before ``target_epsilon`` would be passed. The round count lives in ``state["dp"]``,
-so it is checkpointed with the weights.
+Privacy (pyfed.dp.accounting), by the hyperparameter ``sampling`` (it must equal the runtime's
+``FedConfig.sampling``; the simulator refuses a mismatch and the CLI sets it):
+
+* ``"fixed"`` (default): the runtime samples S of N clients without replacement, so the accountant is
+  RDP of sampling without replacement under replace-one (sensitivity 2C, z = σ/2), q = S/N.
+* ``"poisson"``: each client joins independently with probability q = S/N, so the accountant is RDP
+  of the Poisson-subsampled Gaussian under add/remove (sensitivity C, z = σ). The noised sum is divided
+  by the expected count qN = S whatever the realized count (which may be 0: an empty round still
+  releases σC·z/S, and still counts as a round), so adding or removing one client moves the release by
+  at most C/(qN) and the noise never depends on who took part. Needs num_clients and sample_size up
+  front, and central mode (distributed noise shares would add up to a participation-dependent variance).
+
+ε at ``delta`` after the rounds done is in ``round_metrics`` and ``should_stop`` ends training before
+``target_epsilon`` would be passed. The round count lives in ``state["dp"]``, so it is checkpointed.
 
 Trust models. ``mode="central"``: clients trust the server with their clipped residuals; the server
 adds the noise. ``mode="distributed"``: each client adds N(0, σ²C²/S) itself, so the sum carries
@@ -72,11 +82,14 @@ __all__ = ["DPFedAvg", "DPFedAvgLS", "DPFedSAM", "DPFedSMP"]
 
 _CENTRAL_NOISE, _MASK = 1, 2  # stream tags: independent Philox streams from one noise_seed
 MODES = ("central", "distributed")
+SAMPLINGS = ("fixed", "poisson")  # FedConfig.sampling → the accountant's sampling
+_ACCOUNTANT_SAMPLING = {"fixed": "without_replacement", "poisson": "poisson"}
 
 
 class DPFedAvg(SGDClient):
     name = "dp_fedavg"
     is_dp = True  # the CLI's --target-epsilon applies to these algorithms only
+    aggregates_empty_rounds = True  # an empty Poisson round still releases the noise (and is accounted)
 
     def __init__(
         self,
@@ -91,6 +104,7 @@ class DPFedAvg(SGDClient):
         num_clients: int | None = None,
         sample_size: int | None = None,
         diagnostics: bool = False,
+        sampling: str = "fixed",
     ):
         super().__init__(server_lr, weight_decay)
         _check_positive(clip_norm=clip_norm, noise_multiplier=noise_multiplier)
@@ -111,6 +125,18 @@ class DPFedAvg(SGDClient):
             raise ValueError(f"sample_size must be <= num_clients={num_clients}, got {sample_size}")
         if mode == "distributed" and sample_size is None:
             raise ValueError("mode='distributed' needs sample_size: each client adds noise σC/√S")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        if sampling == "poisson" and sample_size is None:
+            raise ValueError(
+                "sampling='poisson' needs num_clients and sample_size (q = S/N and the expected count "
+                "S the noised sum is divided by must be known before the first round)"
+            )
+        if sampling == "poisson" and mode == "distributed":
+            raise ValueError(
+                "sampling='poisson' needs mode='central': with a random number of clients, distributed "
+                "noise shares σC/√S would add up to a variance that depends on who took part"
+            )
         self.clip_norm = float(clip_norm)
         self.noise_multiplier = float(noise_multiplier)
         self.delta = float(delta)
@@ -120,6 +146,7 @@ class DPFedAvg(SGDClient):
         self.num_clients = num_clients
         self.sample_size = sample_size
         self.diagnostics = bool(diagnostics)
+        self.sampling = sampling
 
     # ---- state and accounting -------------------------------------------------------------------
 
@@ -144,7 +171,7 @@ class DPFedAvg(SGDClient):
         n, s = int(state["dp"]["num_clients"]), int(state["dp"]["sample_size"])
         if n == 0:
             n = s = 1
-        return RoundAccountant(self.noise_multiplier, self.delta, s, n)
+        return RoundAccountant(self.noise_multiplier, self.delta, s, n, _ACCOUNTANT_SAMPLING[self.sampling])
 
     def round_metrics(self, state: Mapping[str, Any]) -> dict[str, float]:
         dp = state["dp"]
@@ -212,19 +239,30 @@ class DPFedAvg(SGDClient):
             raise ValueError(
                 f"DP algorithms need weighting='uniform' (client sizes are private), got {cfg.weighting!r}"
             )
-        if not messages:
-            raise ValueError("no client messages to aggregate")
         dp = state["dp"]
-        n, s = cfg.num_clients, len(messages)
-        if int(dp["num_clients"]) == 0:
-            dp["num_clients"], dp["sample_size"] = n, s
-        if (n, s) != (int(dp["num_clients"]), int(dp["sample_size"])):
-            raise ValueError(
-                f"the accountant assumes {dp['sample_size']} of {dp['num_clients']} clients per round; "
-                f"this round has {s} of {n}"
-            )
+        if self.sampling == "poisson":
+            # any realized count (0 included) is a valid Poisson round; divide by the expected count
+            if cfg.num_clients != int(dp["num_clients"]):
+                raise ValueError(
+                    f"the accountant assumes Poisson sampling from {dp['num_clients']} clients; "
+                    f"this round samples from {cfg.num_clients}"
+                )
+            s = int(dp["sample_size"])
+        else:
+            if not messages:
+                raise ValueError("no client messages to aggregate")
+            n, s = cfg.num_clients, len(messages)
+            if int(dp["num_clients"]) == 0:
+                dp["num_clients"], dp["sample_size"] = n, s
+            if (n, s) != (int(dp["num_clients"]), int(dp["sample_size"])):
+                raise ValueError(
+                    f"the accountant assumes {dp['sample_size']} of {dp['num_clients']} clients per round; "
+                    f"this round has {s} of {n}"
+                )
         names = list(state["weights"])
         rows = [flatten({k: m[f"d.{k}"] for k in names}, names) for m in messages]
+        if not rows:  # an empty Poisson round: the sum of no clipped rows is 0, the noise is the same
+            rows = [torch.zeros_like(flatten(state["weights"], names))]
         if self.mode == "central":
             total, _ = noised_sum(
                 rows,
@@ -246,10 +284,11 @@ class DPFedAvg(SGDClient):
             scale = 1.0 / (cfg.local_steps * cfg.lr)
             state["direction"] = {k: mean[k] * scale for k in state["direction"]}
         dp["rounds"] = int(dp["rounds"]) + 1
-        if self.diagnostics:
+        if self.diagnostics:  # NaN after an empty round
             norms = [float(msg["residual_norm"]) for msg in messages]
-            dp["mean_residual_norm"] = sum(norms) / len(norms)
-            dp["clipped_fraction"] = sum(v > self.clip_norm for v in norms) / len(norms)
+            count = len(norms) or float("nan")
+            dp["mean_residual_norm"] = sum(norms) / count
+            dp["clipped_fraction"] = sum(v > self.clip_norm for v in norms) / count
         return state
 
     def post_process(self, state, mean: dict[str, torch.Tensor], cfg: ServerConfig):

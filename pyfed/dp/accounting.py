@@ -4,7 +4,8 @@ One round releases ``Σ_{i∈S_t} clip_C(R_i) + N(0, σ²C²·I)`` where S_t is 
 from N. Its privacy loss over T rounds, as (ε, δ)-DP, comes from a trusted library — we never write
 the RDP formulas ourselves:
 
-* ``sampling="without_replacement"`` (what the pyfed simulator does: S of N drawn uniformly, S fixed).
+* ``sampling="without_replacement"`` (the pyfed simulator's default ``FedConfig(sampling="fixed")``: S
+  of N drawn uniformly, S fixed).
   The neighbouring relation that fits a fixed S is *replace one client* (N and S are public); replacing
   one client's clipped residual moves the sum by at most ‖u − u'‖ ≤ 2C, so the Gaussian's noise
   multiplier relative to that sensitivity is z = σ/2. Accounted with dp-accounting's RDP of sampling
@@ -12,14 +13,18 @@ the RDP formulas ourselves:
 
       RDP_T(α) = T · RDP_wor(α; q, z = σ/2);     ε = min_α RDP_T(α) + log((α−1)/α) − (log δ + log α)/(α−1)
 
-  This is the accountant the DP algorithms use (``RoundAccountant``). It is pessimistic next to the
-  Poisson numbers below (doubled sensitivity, and an upper bound at fractional orders), but it is the
-  claim that holds for the sampler that actually runs.
+  This is the accountant the DP algorithms use under fixed sampling (``RoundAccountant``). It is
+  pessimistic next to the Poisson numbers below (doubled sensitivity, and an upper bound at fractional
+  orders), but it is the claim that holds for that sampler.
 * ``sampling="poisson"`` (each client joins each round independently with probability q; add/remove
   one client, sensitivity C, z = σ): ``method="rdp"`` (dp-accounting), ``"rdp-opacus"``, ``"pld"``
-  (dp-accounting) or ``"prv"`` (opacus). Only valid for a runtime that samples Poisson; pyfed's
-  simulator does not, so its algorithms never use these — they are here for comparison and for a
-  deployment that does.
+  (dp-accounting) or ``"prv"`` (opacus). Valid only for a runtime that samples Poisson: the pyfed
+  simulator with ``FedConfig(sampling="poisson")``. The DP algorithms then release
+  ``(Σ_{i∈S_t} clip_C(R_i) + N(0, σ²C²·I)) / (qN)`` — divided by the EXPECTED count qN, never the
+  realized |S_t| (which would depend on who took part) — and ``RoundAccountant(sampling="poisson")``
+  accounts it with dp-accounting's RDP of the Poisson-subsampled Gaussian::
+
+      RDP_T(α) = T · RDP_poisson(α; q, z = σ)
 
 Why dp-accounting's RDP says 15.90 where opacus' says 15.49 (σ=0.8, q=0.1, T=300, δ=2e-3, Poisson):
 not the grid. Both libraries agree exactly at integer orders (ε at α=2 is 15.9325 in both), and both
@@ -99,6 +104,18 @@ def _wor_rdp_one_round(noise_multiplier: float, sample_size: int, num_clients: i
         event = dpa.SampledWithoutReplacementDpEvent(num_clients, sample_size, event)
     acc.compose(event)
     return tuple(float(r) for r in acc._rdp)  # the library keeps the composed RDP vector here
+
+
+@functools.lru_cache(maxsize=64)
+def _poisson_rdp_one_round(noise_multiplier: float, q: float) -> tuple[float, ...]:
+    """RDP of ONE round at ``gaussian_rdp_orders`` (dp-accounting, Poisson rate q, add/remove, z = σ)."""
+    import dp_accounting as dpa
+    from dp_accounting.rdp import RdpAccountant
+
+    _quiet_absl()
+    acc = RdpAccountant(gaussian_rdp_orders)
+    acc.compose(dpa.PoissonSampledDpEvent(q, dpa.GaussianDpEvent(noise_multiplier)))
+    return tuple(float(r) for r in acc._rdp)
 
 
 def _eps_from_rdp(rdp: Sequence[float], delta: float) -> float:
@@ -181,18 +198,22 @@ def noise_multiplier_for(
     *,
     sample_size: int,
     num_clients: int,
+    sampling: str = "without_replacement",
     tolerance: float = 1e-3,
 ) -> float:
-    """The smallest σ (to relative ``tolerance``, rounded up) whose ε after ``rounds`` rounds of fixed-size
-    sampling without replacement is <= ``target_epsilon`` at ``delta`` (bisection on log σ; ε falls as σ
-    grows)."""
+    """The smallest σ (to relative ``tolerance``, rounded up) whose ε after ``rounds`` rounds is <=
+    ``target_epsilon`` at ``delta`` (bisection on log σ; ε falls as σ grows). ``sampling``: fixed-size
+    without replacement (replace-one) or "poisson" at q = S/N (add/remove), both dp-accounting RDP — the
+    accountant the DP algorithms use for that sampling."""
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
     if not (isinstance(target_epsilon, int | float) and math.isfinite(target_epsilon) and target_epsilon > 0):
         raise ValueError(f"target_epsilon must be a positive finite number, got {target_epsilon!r}")
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be an integer >= 1, got {rounds!r}")
 
     def eps(s: float) -> float:
-        return epsilon(s, rounds, delta, sample_size=sample_size, num_clients=num_clients)
+        return RoundAccountant(s, delta, sample_size, num_clients, sampling=sampling).epsilon(rounds)
 
     lo, hi = 0.05, 1.0
     while eps(hi) > target_epsilon:
@@ -208,23 +229,41 @@ def noise_multiplier_for(
 
 
 class RoundAccountant:
-    """ε after t rounds of one fixed mechanism (σ, S of N without replacement, δ); its only state is t,
-    which the DP algorithms keep in the server state (so it is checkpointed)."""
+    """ε after t rounds of one fixed mechanism (σ, δ, q = S/N, and the sampling: S of N without
+    replacement under replace-one, or Poisson at rate q under add/remove); its only state is t, which
+    the DP algorithms keep in the server state (so it is checkpointed). Both use dp-accounting's RDP:
+    one round's RDP vector is computed once (cached) and scaled by t."""
 
-    def __init__(self, noise_multiplier: float, delta: float, sample_size: int, num_clients: int):
+    def __init__(
+        self,
+        noise_multiplier: float,
+        delta: float,
+        sample_size: int,
+        num_clients: int,
+        sampling: str = "without_replacement",
+    ):
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
         q = _sizes(sample_size, num_clients)
         _check(noise_multiplier, 0, delta, q)
         self.noise_multiplier, self.delta = float(noise_multiplier), float(delta)
         self.sample_size, self.num_clients = sample_size, num_clients
+        self.sampling = sampling
 
     def epsilon(self, rounds: int) -> float:
-        return epsilon(
-            self.noise_multiplier,
-            rounds,
-            self.delta,
-            sample_size=self.sample_size,
-            num_clients=self.num_clients,
-        )
+        if self.sampling == "without_replacement":
+            return epsilon(
+                self.noise_multiplier,
+                rounds,
+                self.delta,
+                sample_size=self.sample_size,
+                num_clients=self.num_clients,
+            )
+        _check(self.noise_multiplier, rounds, self.delta, self.sample_size / self.num_clients)
+        if rounds == 0:
+            return 0.0
+        one = _poisson_rdp_one_round(self.noise_multiplier, self.sample_size / self.num_clients)
+        return _eps_from_rdp([rounds * r for r in one], self.delta)
 
 
 def privacy_args(
@@ -235,20 +274,30 @@ def privacy_args(
     rounds: int,
     num_clients: int,
     sample_size: int,
+    sampling: str = "fixed",
 ) -> dict:
     """A DP algorithm's hyperparameters for a run of ``rounds`` rounds, S = ``sample_size`` of
-    N = ``num_clients`` per round: ``delta`` and, with a ``target_epsilon``, the stopping budget and —
-    unless ``algo_args`` already fixes ``noise_multiplier`` — the σ that spends it in exactly ``rounds``
-    rounds. Also fixes num_clients/sample_size so the accountant knows q before the first round."""
+    N = ``num_clients`` per round (``sampling`` the runtime's: "fixed" or "poisson" at q = S/N):
+    ``delta`` and, with a ``target_epsilon``, the stopping budget and — unless ``algo_args`` already
+    fixes ``noise_multiplier`` — the σ that spends it in exactly ``rounds`` rounds under that sampling's
+    accountant. Also fixes num_clients/sample_size/sampling so the accountant knows q and the neighbouring
+    relation before the first round."""
+    if sampling not in ("fixed", "poisson"):
+        raise ValueError(f"sampling must be 'fixed' or 'poisson', got {sampling!r}")
     out = dict(algo_args)
     if delta is not None:
         out["delta"] = delta
     out.setdefault("delta", 1e-3)
-    out["num_clients"], out["sample_size"] = num_clients, sample_size
+    out["num_clients"], out["sample_size"], out["sampling"] = num_clients, sample_size, sampling
     if target_epsilon is not None:
         out["target_epsilon"] = target_epsilon
         if "noise_multiplier" not in out:
             out["noise_multiplier"] = noise_multiplier_for(
-                target_epsilon, rounds, out["delta"], sample_size=sample_size, num_clients=num_clients
+                target_epsilon,
+                rounds,
+                out["delta"],
+                sample_size=sample_size,
+                num_clients=num_clients,
+                sampling="poisson" if sampling == "poisson" else "without_replacement",
             )
     return out

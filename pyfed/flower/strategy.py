@@ -89,6 +89,12 @@ class AlgorithmStrategy(Strategy):
         if not isinstance(cfg, FedConfig):
             raise TypeError(f"cfg must be a FedConfig, got {type(cfg).__name__}")
         cfg.validate()
+        if cfg.sampling != "fixed":
+            raise NotImplementedError(
+                f"the Flower strategy samples S of N without replacement only (sampling='fixed'), got "
+                f"sampling={cfg.sampling!r}: Poisson rounds of any size, empty ones included, clash with its "
+                "min_replies/retry fault handling; run sampling='poisson' on pyfed.simulator"
+            )
         for name, v in (("round_timeout", round_timeout), ("node_timeout", node_timeout)):
             if not v > 0:
                 raise ValueError(f"{name} must be positive seconds, got {v!r}")

@@ -10,15 +10,16 @@ from pyfed.models.vit import ViT
 
 __all__ = ["MODELS", "SmallCNN", "ViT", "build_model", "resnet10", "resnet18"]
 
-MODELS = ("cnn", "resnet10", "resnet18", "resnet10-gn", "resnet18-gn", "vit")
+MODELS = ("cnn", "cnn-gn", "resnet10", "resnet18", "resnet10-gn", "resnet18-gn", "vit")
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
-    """``name`` is one of ``MODELS``; ``-gn`` ResNets use GroupNorm (no running statistics to
-    average, the usual choice under label skew), the others BatchNorm."""
+    """``name`` is one of ``MODELS``; ``-gn`` models use GroupNorm (no running statistics to
+    average, the usual choice under label skew and the one client-level DP needs), the ResNets
+    otherwise BatchNorm; ``cnn`` has no normalization layer."""
     c, h, w = input_shape
-    if name == "cnn":
-        return SmallCNN(c, num_classes, image_size=h)
+    if name in ("cnn", "cnn-gn"):
+        return SmallCNN(c, num_classes, image_size=h, norm="gn" if name == "cnn-gn" else None)
     if name.startswith("resnet"):
         norm = "gn" if name.endswith("-gn") else "bn"
         ctor = resnet10 if name.startswith("resnet10") else resnet18
