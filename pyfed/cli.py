@@ -31,7 +31,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), help="named settings; explicit options override them")
     p.add_argument("--dataset", help=f"digits | synthetic | cifar10 | cifar100 (default {d.dataset})")
     p.add_argument("--data-dir", help="folder holding cifar-10-batches-py / cifar-100-python")
-    p.add_argument("--model", help=f"cnn | resnet10 | resnet18 | resnet10-gn | resnet18-gn | vit ({d.model})")
+    p.add_argument(
+        "--model", help=f"cnn | cnn-gn | resnet10 | resnet18 | resnet10-gn | resnet18-gn | vit ({d.model})"
+    )
     p.add_argument("--partition", choices=("dirichlet", "iid"))
     p.add_argument("--alpha", type=float, help=f"Dirichlet concentration ({d.alpha})")
     p.add_argument("--clients", type=int, help=f"N ({d.clients})")
