@@ -253,15 +253,9 @@ def local_train(
     clipping, ``grad_hook()`` to edit gradients in place (SCAFFOLD, FedCM), then ``step()``."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    batches = client.batches()
     total = 0.0
-    for _ in range(cfg.local_steps):
+    for x, y in local_batches(client, cfg.local_steps):
         with kernels.nvtx.range("local_step"):
-            try:
-                x, y = next(batches)
-            except StopIteration:
-                batches = client.batches()
-                x, y = next(batches)
             for p in params:
                 p.grad = None
             loss = client.loss_fn(model(x), y)
@@ -277,6 +271,17 @@ def local_train(
                 grad_hook()
             step()
     return total / max(cfg.local_steps, 1)
+
+
+def local_batches(client: Client, steps: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """The client's next ``steps`` batches, starting its iterator again whenever it runs out."""
+    batches = client.batches()
+    for _ in range(steps):
+        try:
+            yield next(batches)
+        except StopIteration:
+            batches = client.batches()
+            yield next(batches)
 
 
 def _sam_second_gradient(model, params, client, x, y, rho, extra_loss) -> None:

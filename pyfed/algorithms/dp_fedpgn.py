@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 import kernels
-from pyfed.algorithms.base import _check_unit
+from pyfed.algorithms.base import _check_unit, local_batches
 from pyfed.algorithms.dp_fedavg import DPFedAvg, LaplacianSmoothing
 
 __all__ = ["DPFedPGN", "DPFedPGNLS", "pgn_gradient"]
@@ -93,15 +93,9 @@ class DPFedPGN(DPFedAvg):
         perturbation = [t * (self.rho / c_norm) for t in c] if c_norm > 0 and self.rho > 0 else None
         opt = self.sgd(model, cfg.lr)
         model.train()
-        batches = client.batches()
         total = 0.0
-        for _ in range(cfg.local_steps):
+        for x, y in local_batches(client, cfg.local_steps):
             with kernels.nvtx.range("local_step"):
-                try:
-                    x, y = next(batches)
-                except StopIteration:
-                    batches = client.batches()
-                    x, y = next(batches)
                 total += pgn_gradient(
                     params, lambda x=x, y=y: client.loss_fn(model(x), y), perturbation, self.beta
                 )
