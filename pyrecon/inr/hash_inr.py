@@ -33,13 +33,14 @@ from pyrecon.inr._common import HashMLP, add_config_arguments, config_from_args,
 from pyrecon.ops.noncart import nufft_density_weights, nufft_sense_adjoint, nufft_sense_forward
 from pyrecon.ops.sense import sense_adjoint, sense_forward
 
-__all__ = ["PRESETS", "DynamicData", "HashINR", "HashINRConfig", "add_arguments", "fit_hash_inr",
-           "hash_inr_losses", "main", "simulate_dynamic"]
+__all__ = ["PRESETS", "DynamicData", "DynamicScanConfig", "HashINR", "HashINRConfig", "add_arguments",
+           "fit_hash_inr", "hash_inr_losses", "main", "simulate_dynamic"]
 
 
 @dataclass
-class HashINRConfig:
-    name: str = "hash-inr"
+class DynamicScanConfig:
+    """The simulated dynamic scan both dynamic INR methods fit (``simulate_dynamic``)."""
+
     frames: int = 16
     size: int = 64
     coils: int = 4
@@ -48,6 +49,11 @@ class HashINRConfig:
     spokes: int = 0  # > 0: golden-angle radial with this many spokes per frame (then accel is unused)
     noise: float = 0.0
     seed: int = 0
+
+
+@dataclass
+class HashINRConfig(DynamicScanConfig):
+    name: str = "hash-inr"
     n_levels: int = 8
     n_features: int = 2
     log2_hashmap_size: int = 16

@@ -43,23 +43,15 @@ from torch import Tensor
 import kernels.nvtx
 from kernels.runs import RunDir
 from pyrecon.inr._common import HashMLP, add_config_arguments, fit_loop
-from pyrecon.inr.hash_inr import DynamicData, main_dynamic, run_dynamic
+from pyrecon.inr.hash_inr import DynamicData, DynamicScanConfig, main_dynamic, run_dynamic
 
 __all__ = ["PRESETS", "PatchGroups", "TenFConfig", "TenFINR", "add_arguments", "aggregate", "block_match",
            "extract_groups", "fit_tenf", "main", "make_groups", "patch_positions", "tucker_groups"]
 
 
 @dataclass
-class TenFConfig:
+class TenFConfig(DynamicScanConfig):
     name: str = "tenf-inr"
-    frames: int = 16
-    size: int = 64
-    coils: int = 4
-    accel: int = 8
-    center_lines: int = 4
-    spokes: int = 0  # > 0: golden-angle radial with this many spokes per frame (then accel is unused)
-    noise: float = 0.0
-    seed: int = 0
     patch: int = 8
     stride: int = 4
     group_size: int = 8
