@@ -6,7 +6,7 @@ Client i (K local steps from the global x, η the round's learning rate) sends i
     u_i = clip_C(m ⊙ R_i)                        m = 1, or FedSMP's public random mask
     distributed mode only:  u_i ← m ⊙ (u_i + (σC/√S)·z_i),  z_i from the client's own secret seed
 
-Server, z from (noise_seed, round) — a hyperparameter, never client data; S = the number of messages
+Server, z from (noise_seed, round) — the server's secret seed, never client data; S = the number of messages
 under fixed-size sampling, S = qN = ``sample_size`` (the EXPECTED count, public) under Poisson sampling::
 
     central:      Δ̄ = m ⊙ (Σ_i clip_C(u_i) + σC·z) / S        (kernels.clip_and_noise_sum)
@@ -43,6 +43,14 @@ state; the server never learns it.
 What is not private: with ``diagnostics=True`` the message also carries the local loss and the pre-clip
 residual norm, and round_metrics reports their means — useful for the benchmark, NOT covered by ε.
 With ``diagnostics=False`` (default) the message holds the clipped residual only (loss NaN, one example).
+
+The noise seed is a secret of the server: z is a deterministic function of (noise_seed, round), so
+anyone who knows the seed can subtract the noise from the released update and ε means nothing. By
+default (``noise_seed=None``) the server draws it with ``secrets`` in ``server_init`` and keeps it in
+``state["dp"]`` (the server's checkpoint holds it, so a resumed run continues the same stream; it is
+never sent and never written to config.json). Pass an integer only for reproducible research runs,
+knowing that it voids the guarantee for whoever sees it. DP-FedSMP's coordinate mask is public and
+comes from its own ``mask_seed``.
 The per-step gradient clipping of the local loop (``grad_clip``) is an optimization choice, not part of
 the mechanism. Bytes: as FedAvg (DP-FedPGN also sends the direction down).
 """
@@ -80,7 +88,7 @@ from pyfed.dp.mechanism import (
 
 __all__ = ["DPFedAvg", "DPFedAvgLS", "DPFedSAM", "DPFedSMP"]
 
-_CENTRAL_NOISE, _MASK = 1, 2  # stream tags: independent Philox streams from one noise_seed
+_CENTRAL_NOISE, _MASK = 1, 2  # stream tags: independent Philox streams (noise: secret seed; mask: public)
 MODES = ("central", "distributed")
 SAMPLINGS = ("fixed", "poisson")  # FedConfig.sampling → the accountant's sampling
 _ACCOUNTANT_SAMPLING = {"fixed": "without_replacement", "poisson": "poisson"}
@@ -99,7 +107,7 @@ class DPFedAvg(SGDClient):
         noise_multiplier: float = 1.0,
         delta: float = 1e-3,
         target_epsilon: float | None = None,
-        noise_seed: int = 0,
+        noise_seed: int | None = None,
         mode: str = "central",
         num_clients: int | None = None,
         sample_size: int | None = None,
@@ -112,8 +120,12 @@ class DPFedAvg(SGDClient):
             raise ValueError(f"delta must be in (0, 1), got {delta!r}")
         if target_epsilon is not None:
             _check_positive(target_epsilon=target_epsilon)
-        if isinstance(noise_seed, bool) or not isinstance(noise_seed, int) or noise_seed < 0:
-            raise ValueError(f"noise_seed must be an integer >= 0, got {noise_seed!r}")
+        if noise_seed is not None and (
+            isinstance(noise_seed, bool) or not isinstance(noise_seed, int) or noise_seed < 0
+        ):
+            raise ValueError(
+                f"noise_seed must be None (a secret drawn at init) or an integer >= 0, got {noise_seed!r}"
+            )
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         for key, v in (("num_clients", num_clients), ("sample_size", sample_size)):
@@ -158,8 +170,10 @@ class DPFedAvg(SGDClient):
                 f"{self.name} needs a model without running statistics (use a -gn model or 'cnn'); "
                 f"{type(model).__name__} has buffers {buffers[:3]}"
             )
+        seed = self.noise_seed if self.noise_seed is not None else secrets.randbits(63)
         state["dp"] = {
             "rounds": 0,
+            "noise_seed": seed,  # the server's secret (see the module docstring)
             "num_clients": self.num_clients or 0,
             "sample_size": self.sample_size or 0,
         }
@@ -268,7 +282,7 @@ class DPFedAvg(SGDClient):
                 rows,
                 self.clip_norm,
                 self.noise_multiplier * self.clip_norm,
-                seed=stream_seed(self.noise_seed, _CENTRAL_NOISE),
+                seed=stream_seed(int(dp["noise_seed"]), _CENTRAL_NOISE),
                 offset=cfg.round,
             )
         else:
@@ -315,19 +329,23 @@ class DPFedSAM(DPFedAvg):
 class DPFedSMP(DPFedAvg):
     """DP-FedAvg on a public random fraction ``keep`` of the coordinates each round (FedSMP-randk):
     every client zeroes the others, the noise lives on the kept coordinates only (less noise norm,
-    same sensitivity). The mask comes from (noise_seed, round): public, the same for every client."""
+    same sensitivity). The mask comes from (mask_seed, round): public, the same for every client, and
+    independent of the server's secret noise seed."""
 
     name = "dp_fedsmp"
 
-    def __init__(self, *args, keep: float = 0.6, **kwargs):
+    def __init__(self, *args, keep: float = 0.6, mask_seed: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         _check_unit(keep=keep)
         if keep == 0:
             raise ValueError("keep must be > 0")
+        if isinstance(mask_seed, bool) or not isinstance(mask_seed, int) or mask_seed < 0:
+            raise ValueError(f"mask_seed must be an integer >= 0, got {mask_seed!r}")
         self.keep = float(keep)
+        self.mask_seed = mask_seed
 
     def mask(self, numel, round_):
-        return public_mask(numel, self.keep, stream_seed(self.noise_seed, _MASK, round_))
+        return public_mask(numel, self.keep, stream_seed(self.mask_seed, _MASK, round_))
 
 
 class LaplacianSmoothing:

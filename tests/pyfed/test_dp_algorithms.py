@@ -82,7 +82,7 @@ def test_replacing_one_client_moves_the_release_by_at_most_2c(seed, log_scale, o
     """Same seed and round, the client set differs in one client whose update is arbitrary (the server
     re-clips whatever it gets): the released mean moves by <= 2C/S; the noise cancels exactly."""
     model = _model()
-    algo = make_algorithm("dp_fedavg", clip_norm=clip, noise_multiplier=1.3)
+    algo = make_algorithm("dp_fedavg", clip_norm=clip, noise_multiplier=1.3, noise_seed=5)  # same z
     d = sum(p.numel() for p in model.parameters())
     g = torch.Generator().manual_seed(seed)
     vs = [torch.randn(d, generator=g) * 10**log_scale for _ in range(4)]
@@ -247,8 +247,8 @@ def test_laplacian_smoothing_solves_the_periodic_system():
 
 def test_ls_variant_smooths_the_released_mean():
     model = _model()
-    plain = make_algorithm("dp_fedavg", clip_norm=2.0, noise_multiplier=0.5)
-    ls = make_algorithm("dp_fedavg_ls", clip_norm=2.0, noise_multiplier=0.5, ls_sigma=1.5)
+    plain = make_algorithm("dp_fedavg", clip_norm=2.0, noise_multiplier=0.5, noise_seed=5)
+    ls = make_algorithm("dp_fedavg_ls", clip_norm=2.0, noise_multiplier=0.5, ls_sigma=1.5, noise_seed=5)
     g = torch.Generator().manual_seed(0)
     vs = [torch.randn(24, generator=g) for _ in range(3)]
     a, b = _server_step(plain, model, vs), _server_step(ls, model, vs)
@@ -307,7 +307,7 @@ def test_training_stops_before_the_budget_is_exceeded(tmp_path):
 
 
 def test_dp_interrupt_and_resume_gives_the_identical_curve(tmp_path, monkeypatch):
-    args = {"noise_multiplier": 1.0, "diagnostics": True}
+    args = {"noise_multiplier": 1.0, "diagnostics": True, "noise_seed": 3}  # both runs draw the same z
     cfg = FedConfig(
         algo="dp_fedpgn", algo_args=args, rounds=4, checkpoint_every=2, runs_dir=str(tmp_path), **SMALL
     )
@@ -399,3 +399,35 @@ def test_privacy_report_prints_epsilon_per_round(tmp_path, capsys):
     assert len(out) == 2 and f"ε = {ms[1]['epsilon']:.4f}" in out[1]
     with pytest.raises(FileNotFoundError, match="nowhere"):
         report([str(tmp_path / "nowhere")])
+
+
+def test_secret_noise_seed_is_drawn_kept_in_the_checkpoint_and_resumed(tmp_path, monkeypatch):
+    """noise_seed=None (the default): each run draws its own secret seed; it is in the server state
+    (checkpoint), not in config.json; a resumed run continues that stream — replaying the run with the
+    seed read from the checkpoint gives the resumed curve exactly."""
+    a, b = (make_algorithm("dp_fedavg").server_init(_model())["dp"]["noise_seed"] for _ in range(2))
+    assert a != b
+    cfg = FedConfig(algo="dp_fedavg", algo_args={"noise_multiplier": 1.0}, rounds=4, checkpoint_every=1,
+                    runs_dir=str(tmp_path), **SMALL)
+    real = sim._one_round
+
+    def interrupted(fed, state, client_states, sampler, round_):
+        if round_ == 2:
+            raise KeyboardInterrupt
+        return real(fed, state, client_states, sampler, round_)
+
+    monkeypatch.setattr(sim, "_one_round", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sim.simulate(cfg.replace(name="cut"), progress=False)
+    monkeypatch.setattr(sim, "_one_round", real)
+    from kernels.runs import load_state
+
+    ckpt = tmp_path / "cut" / "checkpoint.safetensors"
+    secret = load_state(ckpt)["state"]["dp"]["noise_seed"]
+    assert str(secret) not in (tmp_path / "cut" / "config.json").read_text()
+    resumed = sim.simulate(cfg.replace(name="cut"), resume=True, progress=False)
+    assert load_state(ckpt)["state"]["dp"]["noise_seed"] == secret
+    replayed = cfg.replace(name="replay", algo_args={"noise_multiplier": 1.0, "noise_seed": secret})
+    replay = sim.simulate(replayed, progress=False)
+    keys = ("round", "clients", "test_acc", "test_loss", "epsilon")
+    assert [[m[k] for k in keys] for m in resumed] == [[m[k] for k in keys] for m in replay]

@@ -88,7 +88,10 @@ faulty_client_app.query("pyfed_hello")(handle_hello)
 def flower_runs(tmp_path_factory):
     """{case: (cfg, metrics, final server state)} from one Flower simulation."""
     root = tmp_path_factory.mktemp("flower")
-    cases = {a: FedConfig(algo=a, name=a, runs_dir=str(root), **SMALL) for a in ALGOS if _known(a)}
+    # DP: a fixed noise seed, so that Flower and the simulator draw the same z (the default is a secret)
+    dp_args = {"noise_seed": 0}
+    cases = {a: FedConfig(algo=a, name=a, runs_dir=str(root), algo_args=dp_args if "dp" in a else {}, **SMALL)
+             for a in ALGOS if _known(a)}
     cases["fedavg-examples"] = cases["fedavg"].replace(name="fedavg-examples", weighting="examples")
     resume_cfg = FedConfig(algo="fedadamw", name="resume", runs_dir=str(root),
                            **{**SMALL, "rounds": 4}, checkpoint_every=2)
