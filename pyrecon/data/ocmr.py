@@ -287,7 +287,8 @@ def _acquisition_dtype():
 
 def save_ismrmrd(path: str | os.PathLike, kspace: Tensor | np.ndarray, *, oversampling: int = 1) -> Path:
     """Write fully sampled k-space (frames, coils, ky, kx) as a minimal single-slice ISMRMRD file
-    (one acquisition per (frame, ky), frames as ``idx.phase``) that :func:`load_ocmr` reads back.
+    (one acquisition per (frame, ky), frames as ``idx.phase``; a schema-valid header with 1 mm
+    pixels) that :func:`load_ocmr` reads back.
 
     ``oversampling`` = 2 stores the readout 2× oversampled the way scanners do (the image zero-padded
     to 2·kx along x, encodedSpace x = 2·reconSpace x), so the loader's crop is exercised. For tests
@@ -316,11 +317,14 @@ def save_ismrmrd(path: str | os.PathLike, kspace: Tensor | np.ndarray, *, oversa
         h["idx"]["kspace_encode_step_1"], h["idx"]["phase"] = ky, ti
         recs["traj"][i] = np.zeros(0, np.float32)
         recs["data"][i] = np.ascontiguousarray(k[ti, :, ky].astype(np.complex64)).view(np.float32).reshape(-1)
-    size = lambda x: f"<matrixSize><x>{x}</x><y>{ny}</y><z>1</z></matrixSize>"  # noqa: E731
+    size = lambda x: (f"<matrixSize><x>{x}</x><y>{ny}</y><z>1</z></matrixSize>"  # noqa: E731
+                      f"<fieldOfView_mm><x>{x}</x><y>{ny}</y><z>1</z></fieldOfView_mm>")  # 1 mm pixels
     lim = lambda n, m: f"<{n}><minimum>0</minimum><maximum>{m}</maximum><center>{m // 2}</center></{n}>"  # noqa: E731
     xml = ('<?xml version="1.0"?><ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">'
            f"<acquisitionSystemInformation><receiverChannels>{c}</receiverChannels>"
-           f"</acquisitionSystemInformation><encoding><encodedSpace>{size(nx_enc)}</encodedSpace>"
+           "</acquisitionSystemInformation><experimentalConditions>"
+           "<H1resonanceFrequency_Hz>63500000</H1resonanceFrequency_Hz></experimentalConditions>"
+           f"<encoding><encodedSpace>{size(nx_enc)}</encodedSpace>"
            f"<reconSpace>{size(nx)}</reconSpace><encodingLimits>"
            f"{lim('kspace_encoding_step_1', ny - 1)}{lim('phase', t - 1)}{lim('slice', 0)}"
            "</encodingLimits><trajectory>cartesian</trajectory></encoding></ismrmrdHeader>")
