@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -199,6 +200,12 @@ def load_scan(path: str | Path) -> tuple[Tensor, bool]:
     return k, _fully_sampled((k != 0).any(dim=(1, 3)))
 
 
+@functools.lru_cache(maxsize=4096)
+def _scan_is_fully_sampled(path: str, mtime_ns: int, size: int) -> bool:
+    """load_scan(path)[1], remembered per file version (a run asks for the split three times)."""
+    return load_scan(path)[1]
+
+
 def real_data_split(cfg: TrainConfig) -> dict[str, list[Path]]:
     """The file-level split of ``cfg.data_dir`` (module docstring): {"train", "val", "skipped"}."""
     root = Path(cfg.data_dir).expanduser()
@@ -207,7 +214,8 @@ def real_data_split(cfg: TrainConfig) -> dict[str, list[Path]]:
     files = sorted(p for p in root.iterdir() if p.suffix in (".h5", ".mat") and p.is_file())
     full, skipped = [], []
     for p in files:
-        (full if load_scan(p)[1] else skipped).append(p)
+        st = p.stat()
+        (full if _scan_is_fully_sampled(str(p), st.st_mtime_ns, st.st_size) else skipped).append(p)
     if len(full) < cfg.n_val + 1:
         raise ValueError(
             f"data_dir {str(root)!r} has {len(full)} fully sampled scans; need n_val + 1 = {cfg.n_val + 1}"
