@@ -13,12 +13,27 @@ metrics.jsonl (one line per epoch: train loss, validation PSNR/SSIM/NMSE and the
 checkpoint.safetensors every ``checkpoint_every`` epochs (atomic; ``--resume`` continues on an
 identical curve), curves.png and val_frame.png (reference / zero-filled / DUN-SRE / error of one
 validation frame, and x–t profiles).
+
+Real data (``data_dir``, e.g. ``--data-dir ~/ocmr``): the fully sampled scans among the ``*.h5`` /
+``*.mat`` files of the directory (ISMRMRD via :func:`pyrecon.data.ocmr.load_ocmr`, slice 0, averages
+averaged; otherwise (frames, coils, ky, kx) HDF5 via :func:`pyrecon.data.loaders.load_kspace_h5`;
+prospectively undersampled scans are skipped) are split at file level by ``data_seed``: a random
+permutation, the first ``n_val`` files validate, the next ``n_train`` (at most) train. Each scan is
+brought to the config's shape — frames: ``frames`` evenly spaced cardiac phases (index ⌊i·T/frames⌋);
+size: the centred ``size`` × ``size`` block of k-space (a low-resolution image of the whole field of
+view; zero-padded where the scan is smaller); coils: compressed to ``coils`` virtual coils (SVD of the
+coils × samples matrix) — coil maps S are estimated from the full data
+(:func:`~pyrecon.data.loaders.estimate_coil_maps`, centre width min(24, size // 2)), the reference is
+the coil-combined full data x = Σ_c conj(S_c) Fᴴ k_c, and k and x are divided by max |x| (per scan).
+Training and validation undersample the measured k-space retrospectively, y = M·k (+ noise), with
+the same k-t masks as for the phantom. The split is written to ``data_split.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -38,10 +53,13 @@ __all__ = [
     "add_arguments",
     "build_model",
     "evaluate",
+    "load_scan",
     "lr_at",
     "main",
     "make_family",
     "mse_loss",
+    "prepare_scan",
+    "real_data_split",
     "run",
     "sample_mask",
     "simulate",
@@ -83,6 +101,7 @@ class TrainConfig:
     n_train: int = 8
     n_val: int = 2
     data_seed: int = 0
+    data_dir: str = ""  # "" = the phantom family; else a directory of real scans (module docstring)
     # optimisation
     epochs: int = 3
     batch_size: int = 1
@@ -105,6 +124,8 @@ class TrainConfig:
             raise ValueError(f"mask must be 'kt' or 'vista', got {self.mask!r}")
         if self.noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}")
+        if not isinstance(self.data_dir, str):
+            raise TypeError(f"data_dir must be a str ('' = phantom), got {type(self.data_dir).__name__}")
         self.model_config()  # validates the model fields
 
     def model_config(self) -> DUNSREConfig:
@@ -133,12 +154,16 @@ def mse_loss(rec: Tensor, ref: Tensor) -> Tensor:
     return (d.real.square() + d.imag.square()).mean() if d.is_complex() else d.square().mean()
 
 
-def make_family(cfg: TrainConfig, split: str) -> list[tuple[Tensor, Tensor]]:
-    """[(x (T, H, W), smaps (C, H, W)), ...]: ``n_train`` training or ``n_val`` held-out phantoms."""
+def make_family(cfg: TrainConfig, split: str) -> list[tuple[Tensor, ...]]:
+    """[(x (T, H, W), smaps (C, H, W)), ...]: ``n_train`` training or ``n_val`` held-out phantoms;
+    with ``cfg.data_dir`` [(x, smaps, k (T, C, H, W)), ...] from the real scans of that split."""
     from pyrecon.data.phantoms import cine_phantom, coil_maps
 
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if cfg.data_dir:
+        files = real_data_split(cfg)[split]
+        return [prepare_scan(load_scan(p)[0], cfg) for p in files]
     n, base = (cfg.n_train, 0) if split == "train" else (cfg.n_val, HELD_OUT_SEED)
     out = []
     for i in range(n):
@@ -146,6 +171,96 @@ def make_family(cfg: TrainConfig, split: str) -> list[tuple[Tensor, Tensor]]:
         x, _ = cine_phantom(cfg.frames, cfg.size, cfg.size, seed=seed)
         out.append((x, coil_maps(cfg.coils, cfg.size, cfg.size, seed=seed)))
     return out
+
+
+def _fully_sampled(sampled: Tensor) -> bool:
+    """Every frame samples the same ky rows and they form one block (full or partial Fourier)."""
+    rows = sampled.any(0)
+    filled = torch.nonzero(rows).flatten()
+    contiguous = filled.numel() > 0 and int(filled[-1] - filled[0]) + 1 == filled.numel()
+    return bool(contiguous and (sampled == rows[None]).all())
+
+
+def load_scan(path: str | Path) -> tuple[Tensor, bool]:
+    """(k-space (frames, coils, ky, kx), fully sampled?) of one ISMRMRD (OCMR) or plain HDF5 file."""
+    import h5py
+
+    from pyrecon.data.loaders import load_kspace_h5
+    from pyrecon.data.ocmr import load_ocmr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"scan not found: {str(path)!r}")
+    with h5py.File(path, "r") as f:
+        ismrmrd = isinstance(f.get("dataset"), h5py.Group) and "data" in f["dataset"]
+    if ismrmrd:
+        k, info = load_ocmr(path)
+        return k, info["fully_sampled"]
+    k = load_kspace_h5(path)
+    return k, _fully_sampled((k != 0).any(dim=(1, 3)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _scan_is_fully_sampled(path: str, mtime_ns: int, size: int) -> bool:
+    """load_scan(path)[1], remembered per file version (a run asks for the split three times)."""
+    return load_scan(path)[1]
+
+
+def real_data_split(cfg: TrainConfig) -> dict[str, list[Path]]:
+    """The file-level split of ``cfg.data_dir`` (module docstring): {"train", "val", "skipped"}."""
+    root = Path(cfg.data_dir).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"data_dir not found: {str(root)!r}")
+    files = sorted(p for p in root.iterdir() if p.suffix in (".h5", ".mat") and p.is_file())
+    full, skipped = [], []
+    for p in files:
+        st = p.stat()
+        (full if _scan_is_fully_sampled(str(p), st.st_mtime_ns, st.st_size) else skipped).append(p)
+    if len(full) < cfg.n_val + 1:
+        raise ValueError(
+            f"data_dir {str(root)!r} has {len(full)} fully sampled scans; need n_val + 1 = {cfg.n_val + 1}"
+        )
+    perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(cfg.data_seed)).tolist()
+    val = [full[i] for i in perm[: cfg.n_val]]
+    train = [full[i] for i in perm[cfg.n_val :][: cfg.n_train]]
+    return {"train": train, "val": val, "skipped": skipped}
+
+
+def _center_block(k: Tensor, n: int, dim: int) -> Tensor:
+    """The centred n entries of k along dim (the centre index m // 2 maps to n // 2), zero-padded."""
+    m = k.shape[dim]
+    if m >= n:
+        return k.narrow(dim, m // 2 - n // 2, n)
+    shape = list(k.shape)
+    shape[dim] = n
+    out = k.new_zeros(shape)
+    out.narrow(dim, n // 2 - m // 2, m).copy_(k)
+    return out
+
+
+def prepare_scan(k: Tensor, cfg: TrainConfig) -> tuple[Tensor, Tensor, Tensor]:
+    """(x (T, H, W), smaps (C, H, W), k (T, C, H, W)) of one fully sampled scan (frames, coils, ky, kx)
+    at the config's frames / size / coils, normalised so that max |x| = 1 (module docstring)."""
+    from pyrecon.data.loaders import estimate_coil_maps
+    from pyrecon.ops.sense import sense_adjoint
+
+    if not (isinstance(k, Tensor) and k.is_complex() and k.dim() == 4):
+        raise ValueError(f"k must be complex (frames, coils, ky, kx), got {getattr(k, 'shape', type(k))}")
+    t, c = k.shape[:2]
+    if t < cfg.frames or c < cfg.coils:
+        raise ValueError(
+            f"a scan of {t} frames and {c} coils cannot give frames={cfg.frames}, coils={cfg.coils}"
+        )
+    k = k[torch.arange(cfg.frames) * t // cfg.frames].to(torch.complex64)
+    k = _center_block(_center_block(k, cfg.size, -2), cfg.size, -1)
+    if c > cfg.coils:  # SVD coil compression: the leading left singular vectors of (coils, samples)
+        a = k.transpose(0, 1).reshape(c, -1)
+        u = torch.linalg.svd(a @ a.conj().T)[0][:, : cfg.coils]
+        k = torch.einsum("cv,tchw->tvhw", u.conj(), k)
+    smaps = estimate_coil_maps(k[None], center_lines=max(2, min(24, cfg.size // 2)))[0]
+    x = sense_adjoint(k[None], smaps[None], torch.ones(1))[0]
+    scale = x.abs().max().clamp_min(torch.finfo(torch.float32).tiny)
+    return x / scale, smaps, k / scale
 
 
 def simulate(x: Tensor, smaps: Tensor, mask: Tensor, noise_std: float = 0.0,
@@ -198,11 +313,17 @@ def _batch(items, cfg: TrainConfig, masks: list[Tensor], gen: torch.Generator | 
     x = torch.stack([it[0] for it in items]).to(dev)
     smaps = torch.stack([it[1] for it in items]).to(dev)
     mask = torch.stack(masks).to(dev)
+    if len(items[0]) == 3:  # real data: retrospective undersampling of the measured k-space
+        y = _apply_mask(torch.stack([it[2] for it in items]).to(dev), mask)
+        if cfg.noise_std > 0:
+            n = torch.randn(y.shape, dtype=y.dtype, generator=gen).to(dev)
+            y = y + cfg.noise_std * _apply_mask(n, mask)
+        return x, smaps, mask, y
     return x, smaps, mask, simulate(x, smaps, mask, cfg.noise_std, gen)
 
 
 @torch.no_grad()
-def evaluate(model: DUNSRE, val: list[tuple[Tensor, Tensor]], cfg: TrainConfig,
+def evaluate(model: DUNSRE, val: list[tuple[Tensor, ...]], cfg: TrainConfig,
              return_images: bool = False) -> dict:
     """Mean over the validation phantoms of PSNR (magnitude; and ``psnr_complex``, the authors'
     convention), SSIM, NMSE of the net and the PSNR of
@@ -269,9 +390,13 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrit
         rd.truncate_metrics("epoch", start)
     else:
         rd.write_config(cfg)
+    if cfg.data_dir:
+        split = {k: [p.name for p in v] for k, v in real_data_split(cfg).items()}
+        atomic_write(rd.path / "data_split.json", (json.dumps(split, indent=2) + "\n").encode())
+    n_train = len(train)
     res: dict = {}
     end = cfg.epochs if stop_after is None else min(cfg.epochs, start + stop_after)
-    steps = -(-cfg.n_train // cfg.batch_size)
+    steps = -(-n_train // cfg.batch_size)
     bar = tqdm(total=(end - start) * steps, desc=cfg.name, disable=not progress)
     for epoch in range(start, end):
         t0 = time.perf_counter()
@@ -279,8 +404,8 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrit
             g["lr"] = lr_at(cfg, epoch)
         losses = []
         with kernels.nvtx.range(f"dunsre.epoch{epoch}"):
-            perm = torch.randperm(cfg.n_train, generator=gen).tolist()
-            for s in range(0, cfg.n_train, cfg.batch_size):
+            perm = torch.randperm(n_train, generator=gen).tolist()
+            for s in range(0, n_train, cfg.batch_size):
                 idx = perm[s : s + cfg.batch_size]
                 seeds = torch.randint(0, 2**31 - 1, (len(idx),), generator=gen).tolist()
                 masks = [sample_mask(cfg, sd) for sd in seeds]
@@ -304,8 +429,9 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrit
                 {"validation PSNR (dB)": [(r["epoch"], r["val_psnr"]) for r in ms],
                  "zero-filled PSNR (dB)": [(r["epoch"], r["val_zf_psnr"]) for r in ms]},
                 xlabel="epoch", ylabel="dB", title=f"{cfg.name}: R = {cfg.accel}")
+    what = "scan" if cfg.data_dir else "phantom"
     save_recon_figure(rd.path / "val_frame.png", ref, {"zero-filled": zf, cfg.name: rec},
-                      frame=cfg.frames // 2, title=f"{cfg.name}, R = {cfg.accel}, validation phantom 0")
+                      frame=cfg.frames // 2, title=f"{cfg.name}, R = {cfg.accel}, validation {what} 0")
     atomic_write(rd.path / "results.json", (json.dumps(res, indent=2) + "\n").encode())
     return model, res
 
