@@ -306,23 +306,13 @@ def test_training_stops_before_the_budget_is_exceeded(tmp_path):
     assert (tmp_path / cfg.run_name() / "checkpoint.safetensors").is_file()
 
 
-def test_dp_interrupt_and_resume_gives_the_identical_curve(tmp_path, monkeypatch):
+def test_dp_interrupt_and_resume_gives_the_identical_curve(tmp_path, run_interrupted):
     args = {"noise_multiplier": 1.0, "diagnostics": True, "noise_seed": 3}  # both runs draw the same z
     cfg = FedConfig(
         algo="dp_fedpgn", algo_args=args, rounds=4, checkpoint_every=2, runs_dir=str(tmp_path), **SMALL
     )
     full = sim.simulate(cfg.replace(name="full"), progress=False)
-    real = sim._one_round
-
-    def interrupted(fed, state, client_states, sampler, round_):
-        if round_ == 3:
-            raise KeyboardInterrupt
-        return real(fed, state, client_states, sampler, round_)
-
-    monkeypatch.setattr(sim, "_one_round", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        sim.simulate(cfg.replace(name="cut"), progress=False)
-    monkeypatch.setattr(sim, "_one_round", real)
+    run_interrupted(cfg.replace(name="cut"), at=3)
     resumed = sim.simulate(cfg.replace(name="cut"), resume=True, progress=False)
     keys = ("round", "clients", "train_loss", "test_acc", "epsilon", "mean_residual_norm")
     assert [[m[k] for k in keys] for m in resumed] == [[m[k] for k in keys] for m in full]
@@ -401,7 +391,7 @@ def test_privacy_report_prints_epsilon_per_round(tmp_path, capsys):
         report([str(tmp_path / "nowhere")])
 
 
-def test_secret_noise_seed_is_drawn_kept_in_the_checkpoint_and_resumed(tmp_path, monkeypatch):
+def test_secret_noise_seed_is_drawn_kept_in_the_checkpoint_and_resumed(tmp_path, run_interrupted):
     """noise_seed=None (the default): each run draws its own secret seed; it is in the server state
     (checkpoint), not in config.json; a resumed run continues that stream — replaying the run with the
     seed read from the checkpoint gives the resumed curve exactly."""
@@ -409,17 +399,7 @@ def test_secret_noise_seed_is_drawn_kept_in_the_checkpoint_and_resumed(tmp_path,
     assert a != b
     cfg = FedConfig(algo="dp_fedavg", algo_args={"noise_multiplier": 1.0}, rounds=4, checkpoint_every=1,
                     runs_dir=str(tmp_path), **SMALL)
-    real = sim._one_round
-
-    def interrupted(fed, state, client_states, sampler, round_):
-        if round_ == 2:
-            raise KeyboardInterrupt
-        return real(fed, state, client_states, sampler, round_)
-
-    monkeypatch.setattr(sim, "_one_round", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        sim.simulate(cfg.replace(name="cut"), progress=False)
-    monkeypatch.setattr(sim, "_one_round", real)
+    run_interrupted(cfg.replace(name="cut"), at=2)
     from kernels.runs import load_state
 
     ckpt = tmp_path / "cut" / "checkpoint.safetensors"

@@ -231,7 +231,7 @@ def test_non_dp_empty_round_changes_nothing(tmp_path):
     assert all(not math.isnan(m["train_loss"]) for m in ms if m["clients"])
 
 
-def test_dp_poisson_simulation_accounts_every_round_and_resumes_identically(tmp_path, monkeypatch):
+def test_dp_poisson_simulation_accounts_every_round_and_resumes_identically(tmp_path, run_interrupted):
     cfg = FedConfig(
         algo="dp_fedpgn",
         clients_per_round=1,
@@ -259,17 +259,7 @@ def test_dp_poisson_simulation_accounts_every_round_and_resumes_identically(tmp_
     for i in empties:  # the noise still moves the model, and the round is accounted
         assert full[i]["test_loss"] != full[i - 1]["test_loss"]
         assert math.isnan(full[i]["mean_residual_norm"])
-    real = sim._one_round
-
-    def interrupted(fed, state, client_states, sampler, round_):
-        if round_ == 3:
-            raise KeyboardInterrupt
-        return real(fed, state, client_states, sampler, round_)
-
-    monkeypatch.setattr(sim, "_one_round", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        sim.simulate(cfg.replace(name="cut"), progress=False)
-    monkeypatch.setattr(sim, "_one_round", real)
+    run_interrupted(cfg.replace(name="cut"), at=3)
     resumed = sim.simulate(cfg.replace(name="cut"), resume=True, progress=False)
     keys = ("round", "clients", "test_acc", "test_loss", "epsilon")
     assert [[m[k] for k in keys] for m in resumed] == [[m[k] for k in keys] for m in full]

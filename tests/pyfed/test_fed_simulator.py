@@ -76,21 +76,12 @@ def test_same_seed_same_curve_other_seed_other_curve(tmp_path):
 
 
 @pytest.mark.parametrize("algo", ["scaffold", "fedadamw", "fedmuon"])
-def test_interrupt_and_resume_gives_the_identical_curve(algo, tmp_path, monkeypatch):
+def test_interrupt_and_resume_gives_the_identical_curve(algo, tmp_path, run_interrupted):
     cfg = FedConfig(algo=algo, rounds=5, checkpoint_every=2, runs_dir=str(tmp_path), **SMALL)
     full = sim.simulate(cfg.replace(name="full"), progress=False)
 
-    real = sim._one_round
-
-    def interrupted(fed, state, client_states, sampler, round_):
-        if round_ == 3:  # mid-run, between two checkpoints, after client states changed
-            raise KeyboardInterrupt
-        return real(fed, state, client_states, sampler, round_)
-
-    monkeypatch.setattr(sim, "_one_round", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        sim.simulate(cfg.replace(name="cut"), progress=False)
-    monkeypatch.setattr(sim, "_one_round", real)
+    # mid-run, between two checkpoints, after client states changed
+    run_interrupted(cfg.replace(name="cut"), at=3)
     with pytest.raises(FileExistsError, match="resume"):
         sim.simulate(cfg.replace(name="cut"), progress=False)
     resumed = sim.simulate(cfg.replace(name="cut"), resume=True, progress=False)
