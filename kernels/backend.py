@@ -27,6 +27,15 @@ class BackendUnavailableError(RuntimeError):
     """A backend was asked for by name but cannot run here; the message says why."""
 
 
+@dataclass(frozen=True)
+class ForwardBackward:
+    """What an op with its own backward kernels registers as one backend: ``forward`` and
+    ``backward`` callables (the op defines their signatures)."""
+
+    forward: Callable
+    backward: Callable
+
+
 @dataclass
 class _Impl:
     fn: Callable

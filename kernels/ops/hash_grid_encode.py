@@ -204,12 +204,6 @@ _hash_grid_encode_backward_op.register_autograd(_no_double_backward, setup_conte
 # grad_table is in the math dtype (fp32 for fp16 tables; the op casts it), grad_x is None when not wanted.
 
 
-class _Backend:
-    def __init__(self, forward, backward):
-        self.forward = forward
-        self.backward = backward
-
-
 def _ref_forward(x, table, resolutions):
     return ref.hash_grid_encode_forward(x, table, resolutions)
 
@@ -276,13 +270,15 @@ def _triton_backward(grad_out, x, table, resolutions, need_x_grad):
     return backward(grad_out, x, table, resolutions, need_x_grad)
 
 
-backend.register(OP, "reference", devices=("cpu", "cuda"))(_Backend(_ref_forward, _ref_backward))
+backend.register(OP, "reference", devices=("cpu", "cuda"))(
+    backend.ForwardBackward(_ref_forward, _ref_backward)
+)
 backend.register(OP, "cpu", devices=("cpu",), unavailable=backend.cpu_ext_unavailable)(
-    _Backend(_cpu_forward, _cpu_backward)
+    backend.ForwardBackward(_cpu_forward, _cpu_backward)
 )
 backend.register(OP, "triton", devices=backend.triton_devices, unavailable=_triton_unavailable)(
-    _Backend(_triton_forward, _triton_backward)
+    backend.ForwardBackward(_triton_forward, _triton_backward)
 )
 backend.register(OP, "cuda", devices=("cuda",), unavailable=backend.cuda_ext_unavailable)(
-    _Backend(_cuda_forward, _cuda_backward)
+    backend.ForwardBackward(_cuda_forward, _cuda_backward)
 )

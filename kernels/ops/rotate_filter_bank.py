@@ -172,12 +172,6 @@ _rotate_filter_bank_backward_op.register_autograd(_double_backward, setup_contex
 # ---- backends: forward(coeffs, basis) -> W; backward(grad_W, basis, C_out, C_in, N_in) -> grad --------
 
 
-class _Backend:
-    def __init__(self, forward, backward):
-        self.forward = forward
-        self.backward = backward
-
-
 def _dims(coeffs_shape, basis: Tensor) -> tuple[int, ...]:
     C_out, C_in, N_in = coeffs_shape[:3]
     N, B, k1, k2 = basis.shape
@@ -238,14 +232,14 @@ def _triton_backward(grad_W: Tensor, basis: Tensor, C_out: int, C_in: int, N_in:
 
 
 backend.register(OP, "reference", devices=("cpu", "cuda"))(
-    _Backend(ref.rotate_filter_bank_forward, ref.rotate_filter_bank_backward)
+    backend.ForwardBackward(ref.rotate_filter_bank_forward, ref.rotate_filter_bank_backward)
 )
 backend.register(OP, "cpu", devices=("cpu",), unavailable=backend.cpu_ext_unavailable)(
-    _Backend(_cpu_forward, _cpu_backward)
+    backend.ForwardBackward(_cpu_forward, _cpu_backward)
 )
 backend.register(OP, "triton", devices=backend.triton_devices, unavailable=_triton_unavailable)(
-    _Backend(_triton_forward, _triton_backward)
+    backend.ForwardBackward(_triton_forward, _triton_backward)
 )
 backend.register(OP, "cuda", devices=("cuda",), unavailable=backend.cuda_ext_unavailable)(
-    _Backend(_cuda_forward, _cuda_backward)
+    backend.ForwardBackward(_cuda_forward, _cuda_backward)
 )
