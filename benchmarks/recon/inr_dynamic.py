@@ -34,6 +34,29 @@ except ImportError:  # pragma: no cover - depends on the merged foundations
     lplus_s = None
 
 
+def _timed(fn, *args, **kwargs):
+    """(fn(*args, **kwargs), seconds it took)."""
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def _fit_both(d, hcfg, tcfg) -> dict:
+    """The two INRs on scan ``d``: {name: (images, seconds)}."""
+    return {
+        "hash INR (x, y, t)": _timed(lambda: fit_hash_inr(d, hcfg, progress=False)[0]),
+        "TenF-INR": _timed(lambda: fit_tenf(d, tcfg, progress=False)[0]),
+    }
+
+
+def _scores(d, res: dict):
+    """(name, PSNR, SSIM, seconds) of every reconstruction in ``res`` (batched or not) against the truth
+    of ``d``."""
+    for name, (img, secs) in res.items():
+        img = img.reshape(d.images.shape)
+        yield name, float(psnr(d.images, img)), float(ssim(d.images, img)), secs
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--iters", type=int, default=300)
@@ -61,28 +84,13 @@ def main() -> int:
         )
         r_eff = 1 / d.mask.mean().item()
         y, s, m = d.kspace[None], d.smaps[None], d.mask
-        res = {}
-        t0 = time.perf_counter()
-        zf = sense_adjoint(y, s, m)[0]
-        res["zero-filled"] = (zf, time.perf_counter() - t0)
+        res = {"zero-filled": _timed(sense_adjoint, y, s, m)}
         if lplus_s is not None:
-            t0 = time.perf_counter()
-            res["L+S"] = (
-                lplus_s(y, s, m, iters=a.lps_iters)[0],
-                time.perf_counter() - t0,
-            )
-        t0 = time.perf_counter()
-        res["hash INR (x, y, t)"] = (
-            fit_hash_inr(d, dataclasses.replace(hcfg, accel=accel), progress=False)[0],
-            time.perf_counter() - t0,
+            res["L+S"] = _timed(lplus_s, y, s, m, iters=a.lps_iters)
+        res.update(
+            _fit_both(d, dataclasses.replace(hcfg, accel=accel), dataclasses.replace(tcfg, accel=accel))
         )
-        t0 = time.perf_counter()
-        res["TenF-INR"] = (
-            fit_tenf(d, dataclasses.replace(tcfg, accel=accel), progress=False)[0],
-            time.perf_counter() - t0,
-        )
-        for name, (img, secs) in res.items():
-            p, q = float(psnr(d.images, img)), float(ssim(d.images, img))
+        for name, p, q, secs in _scores(d, res):
             rows.append((accel, r_eff, name, p, q, secs))
             print(f"R={accel} ({r_eff:.2f}) {name:20s} PSNR {p:.2f} SSIM {q:.4f} {secs:.1f}s", flush=True)
     radial_rows = []
@@ -91,21 +99,11 @@ def main() -> int:
             hcfg.frames, hcfg.size, hcfg.coils, 1, noise=hcfg.noise, seed=hcfg.seed, spokes=spokes
         )
         r_nom = (torch.pi / 2 * hcfg.size) / spokes  # Nyquist: π/2·N spokes
-        res = {}
-        t0 = time.perf_counter()
-        res["gridded adjoint (DCF)"] = (d.zero_filled(), time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        res["hash INR (x, y, t)"] = (
-            fit_hash_inr(d, dataclasses.replace(hcfg, spokes=spokes), progress=False)[0],
-            time.perf_counter() - t0,
+        res = {"gridded adjoint (DCF)": _timed(d.zero_filled)}
+        res.update(
+            _fit_both(d, dataclasses.replace(hcfg, spokes=spokes), dataclasses.replace(tcfg, spokes=spokes))
         )
-        t0 = time.perf_counter()
-        res["TenF-INR"] = (
-            fit_tenf(d, dataclasses.replace(tcfg, spokes=spokes), progress=False)[0],
-            time.perf_counter() - t0,
-        )
-        for name, (img, secs) in res.items():
-            p, q = float(psnr(d.images, img)), float(ssim(d.images, img))
+        for name, p, q, secs in _scores(d, res):
             radial_rows.append((spokes, r_nom, name, p, q, secs))
             print(
                 f"spokes={spokes} (R≈{r_nom:.1f}) {name:22s} PSNR {p:.2f} SSIM {q:.4f} {secs:.1f}s",
