@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from _dp_testing import clip, messages, release
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -41,33 +42,6 @@ def _client(cid=0, n=24, d_in=7, d_out=3, scale=1.0, seed=0):
     return Client(id=cid, batches=batches, num_examples=n)
 
 
-def _messages(algo, state, vectors):
-    """Messages carrying the given flat vectors, split like the state's weights."""
-    names = list(state["weights"])
-    out = []
-    for v in vectors:
-        msg, start = {}, 0
-        for k in names:
-            t = state["weights"][k]
-            msg[f"d.{k}"] = v[start : start + t.numel()].reshape(t.shape).clone()
-            start += t.numel()
-        msg.update(loss=float("nan"), num_examples=1)
-        out.append(msg)
-    return out
-
-
-def _server_step(algo, model, vectors, round_=0, n=10):
-    state = algo.server_init(model)
-    x0 = flatten(state["weights"], list(state["weights"]))
-    cfg = ServerConfig(lr=0.1, local_steps=2, round=round_, num_clients=n)
-    state = algo.server_aggregate(state, _messages(algo, state, vectors), cfg)
-    return x0 - flatten(state["weights"], list(state["weights"]))  # = η_g · released mean
-
-
-def _clip(u, c):
-    return u * min(1.0, c / float(u.norm())) if float(u.norm()) > 0 else u
-
-
 # ---- sensitivity ---------------------------------------------------------------------------------
 
 
@@ -87,10 +61,10 @@ def test_replacing_one_client_moves_the_release_by_at_most_2c(seed, log_scale, o
     g = torch.Generator().manual_seed(seed)
     vs = [torch.randn(d, generator=g) * 10**log_scale for _ in range(4)]
     other = torch.randn(d, generator=g) * 10**other_log_scale
-    a = _server_step(algo, model, vs)
-    b = _server_step(algo, model, [*vs[:3], other])
+    a = release(algo, model, vs)[0]
+    b = release(algo, model, [*vs[:3], other])[0]
     assert float((a - b).norm()) <= 2 * clip / 4 * (1 + 1e-5)
-    zero = _server_step(algo, model, [*vs[:3], torch.zeros(d)])  # and a zero update (C, not 2C)
+    zero = release(algo, model, [*vs[:3], torch.zeros(d)])[0]  # and a zero update (C, not 2C)
     assert float((a - zero).norm()) <= clip / 4 * (1 + 1e-5)
 
 
@@ -123,8 +97,8 @@ def test_noise_depends_on_seed_and_round_only():
     set_b = [torch.randn(d, generator=g) * 100 for _ in range(s)]
 
     def noise(vectors, round_=3, algo=algo):
-        released = _server_step(algo, model, vectors, round_)
-        return released - sum(_clip(v, c) for v in vectors) / s
+        released = release(algo, model, vectors, round_)[0]
+        return released - sum(clip(v, c) for v in vectors) / s
 
     na, nb = noise(set_a), noise(set_b)
     torch.testing.assert_close(na, nb, atol=2e-6, rtol=0)
@@ -251,7 +225,7 @@ def test_ls_variant_smooths_the_released_mean():
     ls = make_algorithm("dp_fedavg_ls", clip_norm=2.0, noise_multiplier=0.5, ls_sigma=1.5, noise_seed=5)
     g = torch.Generator().manual_seed(0)
     vs = [torch.randn(24, generator=g) for _ in range(3)]
-    a, b = _server_step(plain, model, vs), _server_step(ls, model, vs)
+    a, b = release(plain, model, vs)[0], release(ls, model, vs)[0]
     torch.testing.assert_close(b[:21], laplacian_smooth(a[:21].reshape(3, 7), 1.5).reshape(-1))  # weight
     torch.testing.assert_close(b[21:], laplacian_smooth(a[21:], 1.5))  # bias
 
@@ -271,7 +245,7 @@ def test_smp_mask_is_public_and_the_release_lives_on_it():
     for msg in msgs:
         vec = torch.cat([msg["d.weight"].reshape(-1), msg["d.bias"]])
         assert float(vec[m0 == 0].abs().max()) == 0 and float(vec[m0 == 1].abs().max()) > 0
-    released = _server_step(algo, model, [torch.randn(24) for _ in range(2)])
+    released = release(algo, model, [torch.randn(24) for _ in range(2)])[0]
     assert float(released[m0 == 0].abs().max()) == 0
     assert torch.equal(public_mask(24, 0.5, 3), public_mask(24, 0.5, 3))
 
@@ -363,7 +337,7 @@ def test_errors_name_the_argument():
     model = _model()
     algo = make_algorithm("dp_fedavg", num_clients=10, sample_size=4)
     state = algo.server_init(model)
-    msgs = _messages(algo, state, [torch.zeros(24)] * 3)
+    msgs = messages(state, [torch.zeros(24)] * 3)
     with pytest.raises(ValueError, match="4 of 10"):
         algo.server_aggregate(state, msgs, ServerConfig(lr=0.1, local_steps=1, round=0, num_clients=10))
     with pytest.raises(ValueError, match="uniform"):

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _dp_testing import clip, release
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -18,7 +19,6 @@ from pyfed.algorithms.base import model_weights
 from pyfed.cli import _add_run_options, config_from_args
 from pyfed.config import FedConfig
 from pyfed.dp.accounting import RoundAccountant, epsilon, noise_multiplier_for, privacy_args
-from pyfed.dp.mechanism import flatten
 from pyfed.models import build_model
 
 SMALL = dict(dataset="digits", model="cnn", clients=6, local_steps=2, batch_size=16)
@@ -34,30 +34,6 @@ def _poisson(**kw):
         noise_seed=kw.pop("noise_seed", 5),  # a fixed z: the tests compare neighbouring releases
         **kw,
     )
-
-
-def _release(algo, model, vectors, round_=0, n=10):
-    """x0 − x1 after one server step on messages carrying ``vectors`` (= η_g · the released mean)."""
-    state = algo.server_init(model)
-    names = list(state["weights"])
-    x0 = flatten(state["weights"], names)
-    msgs = []
-    for v in vectors:
-        msg, start = {}, 0
-        for k in names:
-            t = state["weights"][k]
-            msg[f"d.{k}"] = v[start : start + t.numel()].reshape(t.shape).clone()
-            start += t.numel()
-        msg.update(loss=float("nan"), num_examples=1)
-        msgs.append(msg)
-    state = algo.server_aggregate(
-        state, msgs, ServerConfig(lr=0.1, local_steps=2, round=round_, num_clients=n)
-    )
-    return x0 - flatten(state["weights"], names), state
-
-
-def _clip(u, c):
-    return u * min(1.0, c / float(u.norm())) if float(u.norm()) > 0 else u
 
 
 # ---- accounting -----------------------------------------------------------------------------------
@@ -142,8 +118,8 @@ def test_adding_one_client_moves_the_release_by_at_most_c_over_qn(seed, log_scal
     g = torch.Generator().manual_seed(seed)
     vs = [torch.randn(24, generator=g) * 10**log_scale for _ in range(k)]
     extra = torch.randn(24, generator=g) * 10**extra_log
-    a, _ = _release(algo, model, vs)
-    b, _ = _release(algo, model, [*vs, extra])
+    a, _ = release(algo, model, vs)
+    b, _ = release(algo, model, [*vs, extra])
     assert float((a - b).norm()) <= clip / 4 * (1 + 1e-5)
     if float(extra.norm()) > 2 * clip:  # and the bound is reached by a large update
         assert float((a - b).norm()) == pytest.approx(clip / 4, rel=1e-4)
@@ -153,16 +129,16 @@ def test_empty_round_releases_the_same_noise_whoever_takes_part():
     model = nn.Linear(200, 50)  # 10050 weights
     d, c, sigma, s = 10050, 0.5, 2.0, 4
     algo = make_algorithm("dp_fedavg", **_poisson(clip_norm=c, noise_multiplier=sigma, noise_seed=7))
-    empty, state = _release(algo, model, [], round_=3)
+    empty, state = release(algo, model, [], round_=3)
     assert state["dp"]["rounds"] == 1  # an empty round is a round of the mechanism
     assert float(empty.std()) == pytest.approx(sigma * c / s, rel=0.03)  # σC/(qN), qN = 4
     g = torch.Generator().manual_seed(0)
     for n_clients, scale in ((1, 0.01), (3, 100.0), (6, 1.0)):  # any realized count, any data
         vs = [torch.randn(d, generator=g) * scale for _ in range(n_clients)]
-        rel, _ = _release(algo, model, vs, round_=3)
-        noise = rel - sum(_clip(v, c) for v in vs) / s  # divided by qN, not by n_clients
+        rel, _ = release(algo, model, vs, round_=3)
+        noise = rel - sum(clip(v, c) for v in vs) / s  # divided by qN, not by n_clients
         torch.testing.assert_close(noise, empty, atol=2e-6, rtol=0)
-    other_round, _ = _release(algo, model, [], round_=4)
+    other_round, _ = release(algo, model, [], round_=4)
     assert float((other_round - empty).abs().max()) > 0.1
 
 
