@@ -95,9 +95,9 @@ def config_from_args(args: argparse.Namespace, algo: str) -> FedConfig:
     values["algo"] = algo
     values["algo_args"] = dict(args.algo_arg)
     cfg = FedConfig(**values).validate()
-    from pyfed.algorithms import ALGORITHMS
+    from pyfed.algorithms import algorithm_class
 
-    if getattr(ALGORITHMS[cfg.algo.lower().replace("-", "_")], "is_dp", False):
+    if getattr(algorithm_class(cfg.algo), "is_dp", False):
         from pyfed.dp.accounting import privacy_args
 
         cfg.algo_args = privacy_args(

@@ -43,12 +43,11 @@ class FedConfig:
     runs_dir: str = "runs"
 
     def validate(self) -> FedConfig:
-        from pyfed.algorithms import ALGORITHMS
+        from pyfed.algorithms import algorithm_class
         from pyfed.data.datasets import DATASETS
         from pyfed.models import MODELS
 
-        if self.algo.lower().replace("-", "_") not in ALGORITHMS:
-            raise ValueError(f"algo must be one of {sorted(ALGORITHMS)}, got {self.algo!r}")
+        algorithm_class(self.algo, arg="algo")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.model not in MODELS:

@@ -42,15 +42,22 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
 }
 
 
-def make_algorithm(name: str, **hparams) -> Algorithm:
-    """The algorithm ``name`` with its hyperparameters (unknown ones raise TypeError naming them)."""
+def algorithm_class(name: str, *, arg: str = "algorithm") -> type[Algorithm]:
+    """The class registered as ``name`` (case and "-"/"_" do not matter); a ValueError naming ``arg``
+    and the known names otherwise."""
     key = name.lower().replace("-", "_")
     if key not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {sorted(ALGORITHMS)}, got {name!r}")
+        raise ValueError(f"{arg} must be one of {sorted(ALGORITHMS)}, got {name!r}")
+    return ALGORITHMS[key]
+
+
+def make_algorithm(name: str, **hparams) -> Algorithm:
+    """The algorithm ``name`` with its hyperparameters (unknown ones raise TypeError naming them)."""
+    cls = algorithm_class(name)
     try:
-        return ALGORITHMS[key](**hparams)
+        return cls(**hparams)
     except TypeError as e:
-        raise TypeError(f"{key}: {e}") from None
+        raise TypeError(f"{cls.name}: {e}") from None
 
 
 __all__ = [
@@ -59,6 +66,7 @@ __all__ = [
     "Client",
     "LocalConfig",
     "ServerConfig",
+    "algorithm_class",
     "make_algorithm",
     "model_weights",
     "nbytes",
