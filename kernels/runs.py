@@ -38,7 +38,9 @@ __all__ = [
     "atomic_write",
     "capture_rng",
     "cosine_lr",
+    "load_optimizer_state",
     "load_state",
+    "optimizer_state",
     "plot_curves",
     "restore_rng",
     "save_figure",
@@ -112,6 +114,20 @@ def _decode(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     if isinstance(obj, list):
         return [_decode(v, tensors) for v in obj]
     return obj
+
+
+def optimizer_state(opt: torch.optim.Optimizer) -> dict:
+    """``opt.state_dict()`` as a tree ``save_state`` accepts: its per-parameter state is keyed by int
+    index, a checkpoint wants str keys. ``load_optimizer_state`` is the inverse."""
+    sd = opt.state_dict()
+    return {"state": {str(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, saved: Mapping[str, Any]) -> None:
+    """Load a state written by ``optimizer_state`` into ``opt``."""
+    opt.load_state_dict(
+        {"state": {int(k): v for k, v in saved["state"].items()}, "param_groups": saved["param_groups"]}
+    )
 
 
 def save_state(path: str | os.PathLike, state: Mapping[str, Any]) -> None:

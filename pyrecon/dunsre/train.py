@@ -43,7 +43,15 @@ import torch
 from torch import Tensor
 
 import kernels.nvtx
-from kernels.runs import RunDir, atomic_write, capture_rng, plot_curves, restore_rng
+from kernels.runs import (
+    RunDir,
+    atomic_write,
+    capture_rng,
+    load_optimizer_state,
+    optimizer_state,
+    plot_curves,
+    restore_rng,
+)
 from pyrecon.dunsre.model import DUNSRE, DUNSREConfig
 from pyrecon.figures import save_recon_figure
 
@@ -356,15 +364,6 @@ def evaluate(model: DUNSRE, val: list[tuple[Tensor, ...]], cfg: TrainConfig,
     return out
 
 
-def _opt_state(opt: torch.optim.Optimizer) -> dict:
-    sd = opt.state_dict()
-    return {"state": {str(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
-
-
-def _opt_unstate(sd: dict) -> dict:
-    return {"state": {int(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
-
-
 def run(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
         progress: bool = True, stop_after: int | None = None) -> tuple[DUNSRE, dict]:
     """Train with a run directory (module docstring); returns the model and the last validation
@@ -384,7 +383,7 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrit
         if state["config"] != dataclasses.asdict(cfg):
             raise ValueError(f"--resume: the configuration differs from the checkpoint's in {out_dir}")
         model.load_state_dict(state["model"])
-        opt.load_state_dict(_opt_unstate(state["optimizer"]))
+        load_optimizer_state(opt, state["optimizer"])
         restore_rng(state["rng"], {"data": gen})
         start = state["epoch"]
         rd.truncate_metrics("epoch", start)
@@ -419,7 +418,7 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrit
                 **{f"val_{k}": v for k, v in res.items()}, "seconds": time.perf_counter() - t0})
         if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
             rd.save_checkpoint({"config": dataclasses.asdict(cfg), "epoch": epoch + 1,
-                                "model": model.state_dict(), "optimizer": _opt_state(opt),
+                                "model": model.state_dict(), "optimizer": optimizer_state(opt),
                                 "rng": capture_rng({"data": gen})})
     bar.close()
     res = evaluate(model, val, cfg, return_images=True)

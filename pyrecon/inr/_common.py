@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from kernels.nn import HashGridEncoding
-from kernels.runs import save_figure
+from kernels.runs import load_optimizer_state, optimizer_state, save_figure
 
 
 class HashMLP(nn.Module):
@@ -52,15 +52,6 @@ def pixel_grid(h: int, w: int, device=None) -> Tensor:
     ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
     xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
     return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
-
-
-def optimizer_state_to_ckpt(state: dict) -> dict:
-    """torch optimizer state_dict (int keys) → a tree ``kernels.runs.save_state`` accepts."""
-    return {"state": {str(k): v for k, v in state["state"].items()}, "param_groups": state["param_groups"]}
-
-
-def optimizer_state_from_ckpt(tree: dict) -> dict:
-    return {"state": {int(k): v for k, v in tree["state"].items()}, "param_groups": tree["param_groups"]}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type, presets: dict[str, Any]) -> None:
@@ -147,7 +138,7 @@ def fit_loop(model: nn.Module, loss_fn, *, iters: int, lr: float, seed: int, log
     if resume and run is not None and run.has_checkpoint():
         state = run.load_checkpoint()
         model.load_state_dict(state["model"])
-        opt.load_state_dict(optimizer_state_from_ckpt(state["opt"]))
+        load_optimizer_state(opt, state["opt"])
         restore_rng(state["rng"])
         start = int(state["iter"])
         run.truncate_metrics("iter", start)
@@ -173,7 +164,7 @@ def fit_loop(model: nn.Module, loss_fn, *, iters: int, lr: float, seed: int, log
         if run is not None and (it % checkpoint_every == 0 or it == iters):
             with kernels.nvtx.range(f"{tag}.checkpoint"):
                 run.save_checkpoint({"model": model.state_dict(),
-                                     "opt": optimizer_state_to_ckpt(opt.state_dict()),
+                                     "opt": optimizer_state(opt),
                                      "iter": it, "rng": capture_rng()})
     return records
 

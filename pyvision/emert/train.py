@@ -22,7 +22,15 @@ import numpy as np
 import torch
 
 import kernels.nvtx
-from kernels.runs import RunDir, atomic_write, capture_rng, plot_curves, restore_rng
+from kernels.runs import (
+    RunDir,
+    atomic_write,
+    capture_rng,
+    load_optimizer_state,
+    optimizer_state,
+    plot_curves,
+    restore_rng,
+)
 from pyvision.cli import add_config_arguments, config_from_args
 from pyvision.data.emert import EmotionData, load_emer, make_emert_data, to_coarse
 from pyvision.emert.losses import emert_loss
@@ -175,16 +183,6 @@ def evaluate(model: EMERT, data: EmotionData, index, batch_size: int = 128) -> d
     return res
 
 
-def _opt_state(opt: torch.optim.Optimizer) -> dict:
-    """The optimizer's state_dict with str keys (the checkpoint format needs str-keyed dicts)."""
-    sd = opt.state_dict()
-    return {"state": {str(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
-
-
-def _opt_unstate(sd: dict) -> dict:
-    return {"state": {int(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
-
-
 def _train_epoch(model, opt, data, train_idx, cfg, gen) -> dict[str, float]:
     model.train()
     perm = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=gen)]
@@ -260,7 +258,7 @@ def run(
         model = build_model(cfg)
         model.load_state_dict(state["model"])
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        opt.load_state_dict(_opt_unstate(state["optimizer"]))
+        load_optimizer_state(opt, state["optimizer"])
         restore_rng(state["rng"], {"shuffle": gen})
         rd.truncate_metrics("step", fold * cfg.epochs + epoch)
     else:
@@ -305,7 +303,7 @@ def run(
                         "epoch": 0 if last else epoch,
                         "done": done,
                         "model": model.state_dict(),
-                        "optimizer": _opt_state(opt),
+                        "optimizer": optimizer_state(opt),
                         "rng": capture_rng({"shuffle": gen}),
                     }
                 )

@@ -35,7 +35,15 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from kernels import nvtx
-from kernels.runs import RunDir, capture_rng, cosine_lr, plot_curves, restore_rng
+from kernels.runs import (
+    RunDir,
+    capture_rng,
+    cosine_lr,
+    load_optimizer_state,
+    optimizer_state,
+    plot_curves,
+    restore_rng,
+)
 from pyvision.cli import add_config_arguments
 from pyvision.cli import config_from_args as _config_from_args
 from pyvision.data.faces import (
@@ -393,19 +401,6 @@ def evaluate(model: GCDModel, images: torch.Tensor, labels: torch.Tensor, labell
     return {"all": acc_all, "old": acc_old, "new": acc_new}
 
 
-# ---------------------------------------------------------------------------------------------------
-# checkpoint helpers: optimizer state has int keys, the checkpoint format wants str keys
-
-def _optim_state(opt: torch.optim.Optimizer) -> dict:
-    sd = opt.state_dict()
-    return {"state": {str(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
-
-
-def _load_optim_state(opt: torch.optim.Optimizer, saved: dict) -> None:
-    opt.load_state_dict({"state": {int(k): v for k, v in saved["state"].items()},
-                         "param_groups": saved["param_groups"]})
-
-
 def train(cfg: FerGcdConfig, run_dir: RunDir | None = None, *, resume: bool = False,
           progress: bool = True) -> dict[str, Any]:
     """Train ``cfg.method`` and return {'final': {all, old, new}, 'history': [per-epoch records],
@@ -430,7 +425,7 @@ def train(cfg: FerGcdConfig, run_dir: RunDir | None = None, *, resume: bool = Fa
         if resume and run_dir.has_checkpoint():
             state = run_dir.load_checkpoint()
             model.load_state_dict(state["model"])
-            _load_optim_state(optimizer, state["optimizer"])
+            load_optimizer_state(optimizer, state["optimizer"])
             restore_rng(state["rng"], {"data": g})
             start_epoch = int(state["epoch"])
             run_dir.truncate_metrics("epoch", start_epoch)
@@ -478,7 +473,7 @@ def train(cfg: FerGcdConfig, run_dir: RunDir | None = None, *, resume: bool = Fa
                 run_dir.log(record)
                 if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
                     run_dir.save_checkpoint({"model": model.state_dict(),
-                                             "optimizer": _optim_state(optimizer),
+                                             "optimizer": optimizer_state(optimizer),
                                              "rng": capture_rng({"data": g}), "epoch": epoch + 1})
     if run_dir is not None and history:
         ep = [r["epoch"] for r in history]
@@ -495,8 +490,6 @@ def train(cfg: FerGcdConfig, run_dir: RunDir | None = None, *, resume: bool = Fa
 
 # ---------------------------------------------------------------------------------------------------
 # CLI
-
-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,7 +32,15 @@ import numpy as np
 import torch
 
 import kernels.nvtx
-from kernels.runs import RunDir, atomic_write, capture_rng, plot_curves, restore_rng
+from kernels.runs import (
+    RunDir,
+    atomic_write,
+    capture_rng,
+    load_optimizer_state,
+    optimizer_state,
+    plot_curves,
+    restore_rng,
+)
 from kernels.runs import cosine_lr as _cosine_lr
 from pyvision.cli import add_config_arguments, config_from_args
 from pyvision.data.myopia import MyopiaData, load_myopia_csv, make_myopia_data
@@ -132,16 +140,6 @@ def evaluate(model: MyopiaNet, data: MyopiaData, index, horizon: int, batch_size
         res[f"{name}_ece"] = calibration(y, p[:, j], n_bins=5)["ece"]
         res[f"_{name}_probs"] = (y.numpy(), p[:, j].numpy())
     return res
-
-
-def _opt_state(opt: torch.optim.Optimizer) -> dict:
-    """The optimizer's state_dict with str keys (the checkpoint format needs str-keyed dicts)."""
-    sd = opt.state_dict()
-    return {"state": {str(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
-
-
-def _opt_unstate(sd: dict) -> dict:
-    return {"state": {int(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
 
 
 @torch.no_grad()
@@ -245,7 +243,7 @@ def run(
         if state["config"] != dataclasses.asdict(cfg):
             raise ValueError(f"--resume: the configuration differs from the checkpoint's in {out_dir}")
         model.load_state_dict(state["model"])
-        opt.load_state_dict(_opt_unstate(state["optimizer"]))
+        load_optimizer_state(opt, state["optimizer"])
         restore_rng(state["rng"], {"shuffle": gen})
         start = state["epoch"]
         rd.truncate_metrics("epoch", start)
@@ -273,7 +271,7 @@ def run(
                     "config": dataclasses.asdict(cfg),
                     "epoch": epoch + 1,
                     "model": model.state_dict(),
-                    "optimizer": _opt_state(opt),
+                    "optimizer": optimizer_state(opt),
                     "rng": capture_rng({"shuffle": gen}),
                 }
             )

@@ -25,7 +25,16 @@ import torch
 from tqdm import tqdm
 
 import kernels.nvtx
-from kernels.runs import RunDir, capture_rng, cosine_lr, plot_curves, restore_rng, save_figure
+from kernels.runs import (
+    RunDir,
+    capture_rng,
+    cosine_lr,
+    load_optimizer_state,
+    optimizer_state,
+    plot_curves,
+    restore_rng,
+    save_figure,
+)
 from pyvision.cli import add_config_arguments, config_from_args
 from pyvision.data.vqa import (
     SyntheticVQAConfig,
@@ -231,7 +240,7 @@ def train(
         missing = model.load_state_dict(state["model"], strict=False).unexpected_keys
         if missing:
             raise ValueError(f"checkpoint holds tensors the model does not: {missing}")
-        opt.load_state_dict(_optimizer_from_checkpoint(state["optimizer"]))
+        load_optimizer_state(opt, state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         restore_rng(state["rng"], {"sampler": rng})
         start = int(state["epoch"])
@@ -277,7 +286,7 @@ def train(
             run.save_checkpoint(
                 {
                     "model": model.trainable_state(),
-                    "optimizer": _optimizer_to_checkpoint(opt),
+                    "optimizer": optimizer_state(opt),
                     "scheduler": sched.state_dict(),
                     "rng": capture_rng({"sampler": rng}),
                     "epoch": epoch,
@@ -288,15 +297,6 @@ def train(
     if record:
         _plots(run, test_pred, test_true, record)
     return record
-
-
-def _optimizer_to_checkpoint(opt: torch.optim.Optimizer) -> dict:
-    sd = opt.state_dict()  # state is keyed by parameter index; checkpoints need str keys
-    return {"state": {str(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
-
-
-def _optimizer_from_checkpoint(sd: dict) -> dict:
-    return {"state": {int(k): v for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
 
 
 def _plots(run: RunDir, pred: np.ndarray, true: np.ndarray, last: dict) -> None:
