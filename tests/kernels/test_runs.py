@@ -110,3 +110,20 @@ def test_cosine_lr_by_hand():
     assert got == pytest.approx(want, abs=1e-15)
     # a floor of 10%: from 1 down to 0.1; halfway 0.55
     assert [cosine_lr(1.0, t, 2, floor=0.1) for t in (0, 1, 2)] == pytest.approx([1.0, 0.55, 0.1])
+
+
+def test_optimizer_state_round_trips_through_a_checkpoint(tmp_path):
+    from kernels.runs import load_optimizer_state, optimizer_state
+
+    w = torch.nn.Parameter(torch.randn(3, 2))
+    opt = torch.optim.Adam([w], lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        (w**2).sum().backward()
+        opt.step()
+    save_state(tmp_path / "o.safetensors", {"opt": optimizer_state(opt)})
+    fresh = torch.optim.Adam([w], lr=0.5)
+    load_optimizer_state(fresh, load_state(tmp_path / "o.safetensors")["opt"])
+    assert fresh.param_groups[0]["lr"] == 0.1
+    torch.testing.assert_close(fresh.state[w]["exp_avg_sq"], opt.state[w]["exp_avg_sq"], rtol=0, atol=0)
+    assert float(fresh.state[w]["step"]) == 2
