@@ -301,8 +301,15 @@ class RunDir:
     def save_checkpoint(self, state: Mapping[str, Any]) -> None:
         save_state(self.checkpoint_path, state)
 
-    def load_checkpoint(self, device: str | torch.device = "cpu") -> dict[str, Any]:
-        return load_state(self.checkpoint_path, device)
+    def load_checkpoint(self, device: str | torch.device = "cpu", *, config: Any = None) -> dict[str, Any]:
+        """The saved state. With ``config`` (a dataclass), the state's "config" entry must equal it:
+        a resume with other settings raises ValueError instead of continuing a different run."""
+        state = load_state(self.checkpoint_path, device)
+        if config is not None and state.get("config") != dataclasses.asdict(config):
+            raise ValueError(
+                f"--resume: the configuration differs from the checkpoint's in {str(self.path)!r}"
+            )
+        return state
 
 
 def _json_default(o):

@@ -379,9 +379,7 @@ def run(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrit
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start = 0
     if resume and rd.has_checkpoint():
-        state = rd.load_checkpoint(cfg.device)
-        if state["config"] != dataclasses.asdict(cfg):
-            raise ValueError(f"--resume: the configuration differs from the checkpoint's in {out_dir}")
+        state = rd.load_checkpoint(cfg.device, config=cfg)
         model.load_state_dict(state["model"])
         load_optimizer_state(opt, state["optimizer"])
         restore_rng(state["rng"], {"data": gen})

@@ -251,9 +251,7 @@ def run(
     gen = torch.Generator()
     model = opt = None
     if resume and rd.has_checkpoint():
-        state = rd.load_checkpoint()
-        if state["config"] != dataclasses.asdict(cfg):
-            raise ValueError(f"--resume: the configuration differs from the checkpoint's in {out_dir}")
+        state = rd.load_checkpoint(config=cfg)
         fold, epoch, done = state["fold"], state["epoch"], state["done"]
         model = build_model(cfg)
         model.load_state_dict(state["model"])

@@ -239,9 +239,7 @@ def run(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
     if resume and rd.has_checkpoint():
-        state = rd.load_checkpoint()
-        if state["config"] != dataclasses.asdict(cfg):
-            raise ValueError(f"--resume: the configuration differs from the checkpoint's in {out_dir}")
+        state = rd.load_checkpoint(config=cfg)
         model.load_state_dict(state["model"])
         load_optimizer_state(opt, state["optimizer"])
         restore_rng(state["rng"], {"shuffle": gen})
