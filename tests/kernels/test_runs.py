@@ -127,3 +127,17 @@ def test_optimizer_state_round_trips_through_a_checkpoint(tmp_path):
     assert fresh.param_groups[0]["lr"] == 0.1
     torch.testing.assert_close(fresh.state[w]["exp_avg_sq"], opt.state[w]["exp_avg_sq"], rtol=0, atol=0)
     assert float(fresh.state[w]["step"]) == 2
+
+
+def test_load_checkpoint_refuses_another_config(tmp_path):
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Cfg:
+        lr: float = 0.1
+
+    rd = RunDir(tmp_path / "r")
+    rd.save_checkpoint({"config": dataclasses.asdict(Cfg()), "epoch": 3})
+    assert rd.load_checkpoint(config=Cfg())["epoch"] == 3
+    with pytest.raises(ValueError, match="configuration differs"):
+        rd.load_checkpoint(config=Cfg(lr=0.2))
